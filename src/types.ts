@@ -1,0 +1,141 @@
+/**
+ * The shared vocabulary of mcp-oauth. Every module speaks these types; the wire formats themselves
+ * are zod schemas in src/oauth/schemas.ts.
+ */
+
+/** Identifies one credential. Two config entries with the same URL but different settings
+ * (different names) never share a credential; the issuer is part of the key because the
+ * 2026-07-28 spec revision keys credentials by issuer (a server that moves to another
+ * authorization server must not be sent the old one's tokens). */
+export interface CredentialKey {
+  /** Config entry name, or the canonical URL itself when a bare URL was given. */
+  serverName: string;
+  /** Canonical resource URI of the MCP server (RFC 8707 §2, MCP auth spec "Canonical Server URI"). */
+  resource: string;
+  /** Authorization server issuer identifier (RFC 8414 §2). */
+  issuer: string;
+}
+
+export type TokenEndpointAuthMethod = 'none' | 'client_secret_basic' | 'client_secret_post';
+
+/** How this client is known to an authorization server. Kept per issuer and reused. */
+export interface ClientRegistration {
+  issuer: string;
+  clientId: string;
+  /** Only for confidential clients; comes from DCR or from an environment variable (never config). */
+  clientSecret?: string;
+  tokenEndpointAuthMethod: TokenEndpointAuthMethod;
+  redirectUris: string[];
+  source: 'preregistered' | 'client_id_metadata_document' | 'dynamic_registration';
+  /** epoch ms */
+  registeredAt: number;
+  /** RFC 7591 `client_secret_expires_at` (epoch ms), 0/undefined = never. */
+  clientSecretExpiresAt?: number;
+}
+
+/** What the sign-in left us with; everything needed to refresh and use the token without any
+ * network discovery (a fresh process refreshes before its first request). */
+export interface Credential {
+  key: CredentialKey;
+  accessToken?: string;
+  refreshToken?: string;
+  tokenType: string;
+  /** Absolute expiry, epoch ms. From `expires_in` at receipt, else the JWT `exp`, else undefined
+   * (unknown: refresh on 401 only). */
+  expiresAt?: number;
+  /** Granted scopes (from the token response `scope`, else the requested ones). */
+  scopes: string[];
+  clientId: string;
+  tokenEndpoint: string;
+  revocationEndpoint?: string;
+  tokenEndpointAuthMethod: TokenEndpointAuthMethod;
+  /** epoch ms of the last token response. */
+  obtainedAt: number;
+  /** Set when the grant is gone (`invalid_grant`, revoked): the next use needs a new sign-in. The
+   * rest of the credential is kept so `status` can show what happened. */
+  needsSignIn?: { reason: string; at: number; oauthError?: string };
+  /** Why there is no refresh token, when we can tell (e.g. Google without access_type=offline). */
+  refreshTokenMissingReason?: string;
+}
+
+/** A token endpoint response, parsed and validated (RFC 6749 §5.1). */
+export interface TokenSet {
+  accessToken: string;
+  tokenType: string;
+  refreshToken?: string;
+  /** epoch ms, computed at receipt */
+  expiresAt?: number;
+  /** undefined when the response had no `scope` (RFC 6749 §5.1: then it is the requested scope). */
+  scopes?: string[];
+  idToken?: string;
+}
+
+/**
+ * Where credentials and client registrations live: the OS keychain, a file, or memory.
+ * Implementations must persist `put` durably before resolving (a rotated refresh token is written
+ * before anything else happens).
+ */
+export interface CredentialStore {
+  readonly kind: 'keychain' | 'file' | 'memory';
+  get(key: CredentialKey): Promise<Credential | undefined>;
+  put(credential: Credential): Promise<void>;
+  delete(key: CredentialKey): Promise<void>;
+  list(): Promise<Credential[]>;
+  getRegistration(issuer: string, redirectUri?: string): Promise<ClientRegistration | undefined>;
+  putRegistration(registration: ClientRegistration): Promise<void>;
+  deleteRegistration(issuer: string): Promise<void>;
+  /**
+   * Runs `fn` holding an exclusive lock for this credential, across threads of this process AND
+   * across processes (a lock file next to the store). Used so that only one refresh happens at a
+   * time per credential: the winner re-reads the store inside the lock.
+   */
+  withLock<T>(key: CredentialKey, fn: () => Promise<T>): Promise<T>;
+}
+
+/** One configured MCP server, after merging config file, Codex config and CLI flags. */
+export interface ServerConfig {
+  name: string;
+  url: string;
+  /** Where the entry came from, for messages. */
+  source: 'config' | 'codex' | 'url';
+  configFile?: string;
+  bearerTokenEnvVar?: string;
+  httpHeaders: Record<string, string>;
+  /** header name -> env var name */
+  envHttpHeaders: Record<string, string>;
+  /** Overrides scope selection when set. */
+  scopes?: string[];
+  /** Overrides the RFC 8707 resource parameter when set. */
+  oauthResource?: string;
+  oauth: {
+    clientId?: string;
+    /** Name of the env var holding the client secret (never inline). */
+    clientSecretEnvVar?: string;
+    clientMetadataUrl?: string;
+    callbackPort?: number;
+    /** Added to the authorize request for any provider; win over provider quirk defaults. */
+    authorizeParams: Record<string, string>;
+    /** Force a provider's quirks, e.g. "google"; "none" disables automatic quirks. */
+    provider?: string;
+    /** Transport override for issue 3: 'streamable-http' | 'sse'. */
+    transport?: string;
+  };
+}
+
+export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
+
+/** Logging is injected; nothing logs through globals. Messages must never contain secrets. */
+export interface Logger {
+  error(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+  info(msg: string, fields?: Record<string, unknown>): void;
+  debug(msg: string, fields?: Record<string, unknown>): void;
+}
+
+export const silentLogger: Logger = { error() {}, warn() {}, info() {}, debug() {} };
+
+/** `fetch` is always injected into protocol code (tests and the sandbox's fault server use it). */
+export type FetchLike = (input: string | URL, init?: RequestInit) => Promise<Response>;
+
+/** Time is injected so expiry logic is testable without sleeping. */
+export type Clock = () => number;
