@@ -1,0 +1,95 @@
+/**
+ * The quick-start demo: a local sandbox with short-lived tokens, a headless sign-in, then tool
+ * calls across several expiries, each line saying when a refresh happened, ending with `status`.
+ * Uses a throwaway MCP_OAUTH_HOME so nothing of the user's is touched.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parse, createCliContext, type CliContext } from '../context.ts';
+import { McpOAuthError } from '../../errors.ts';
+import { fingerprint } from '../../secrets.ts';
+import { relativeTime } from '../output.ts';
+
+const USAGE = 'mcp-oauth demo [--seconds 30] [--access-ttl 10] [--interval 2.5]';
+
+export async function run(ctx: CliContext, argv: string[]): Promise<number> {
+  const args = parse(ctx, argv, { seconds: { type: 'string' }, 'access-ttl': { type: 'string' }, interval: { type: 'string' } }, USAGE);
+  if (!args) return 0;
+  const num = (v: unknown, d: number) => {
+    if (v === undefined) return d;
+    const n = Number(v);
+    if (!(n > 0)) throw new McpOAuthError('usage', `expected a positive number, got "${v}"`, { hint: `usage: ${USAGE}` });
+    return n;
+  };
+  const totalSeconds = num(args.values.seconds, 30);
+  const ttl = num(args.values['access-ttl'], 10);
+  const intervalMs = num(args.values.interval, 2.5) * 1000;
+
+  const { startSandbox } = await import('../../sandbox/index.ts');
+  const { followAuthorizeUrl } = await import('../../sandbox/headless-browser.ts');
+  const { FileCredentialStore } = await import('../../store/file-store.ts');
+  const { createOAuthSession, serverFromUrl } = await import('../../client/session.ts');
+  const { connectMcp } = await import('../../client/mcp.ts');
+
+  const home = await mkdtemp(join(tmpdir(), 'mcp-oauth-demo-'));
+  const sandbox = await startSandbox({ accessTokenTtlSeconds: Math.round(ttl), autoApprove: true });
+  const t0 = Date.now();
+  const stamp = () => `[${String(Math.floor((Date.now() - t0) / 1000)).padStart(2, '0')}s]`;
+  try {
+    ctx.out(`Sandbox on 127.0.0.1: authorization server ${sandbox.issuer}, MCP server ${sandbox.mcpUrl}`);
+    ctx.out(`Access tokens live ${ttl} s; calling a tool every ${intervalMs / 1000} s for ${totalSeconds} s.\n`);
+    const store = new FileCredentialStore(home);
+    const server = { ...serverFromUrl(sandbox.mcpUrl), name: 'sandbox' };
+    let refreshes = 0;
+    const session = createOAuthSession({
+      server,
+      store,
+      env: ctx.env,
+      logger: ctx.logger,
+      // Refresh a little before expiry: with 10 s tokens the default 60 s margin would refresh on every call.
+      refreshMarginMs: 1000,
+      interactive: {
+        browser: { mode: 'custom', open: async (url) => void (await followAuthorizeUrl(url)) },
+        onAuthorizeUrl: () => ctx.out(`${stamp()} signing in (headless browser, the sandbox approves automatically)…`),
+      },
+      onEvent: (e) => {
+        if (e.type === 'refreshed') {
+          refreshes++;
+          ctx.out(`${stamp()} ↻ access token expired or about to: refreshed${e.rotated ? ', rotated refresh token saved first' : ''}; new one expires ${relativeTime(e.expiresAt, Date.now())}`);
+        } else if (e.type === 'refresh_failed') ctx.out(`${stamp()} ! refresh failed: ${e.error.message}${e.willRetry ? ' (retrying)' : ''}`);
+      },
+    });
+    const conn = await connectMcp({ url: sandbox.mcpUrl, fetch: session.fetch, clientName: 'mcp-oauth-demo' });
+    const signedIn = await session.manager.credential();
+    ctx.out(`${stamp()} ✓ signed in; access token ${fingerprint(signedIn?.accessToken)}, refresh token ${signedIn?.refreshToken ? 'held' : 'none'}`);
+    let calls = 0;
+    let failed = 0;
+    while (Date.now() - t0 < totalSeconds * 1000) {
+      calls++;
+      try {
+        const result = await conn.client.callTool({ name: 'echo', arguments: { text: `call ${calls}` } });
+        const text = (result.content as Array<{ text?: string }>)[0]?.text ?? '';
+        const cred = await session.manager.credential();
+        ctx.out(`${stamp()} echo → "${text}"  (token ${fingerprint(cred?.accessToken)}, expires ${relativeTime(cred?.expiresAt, Date.now())})`);
+      } catch (e) {
+        failed++;
+        ctx.out(`${stamp()} ✗ call ${calls} failed: ${e instanceof Error ? e.message : String(e)}`);
+      }
+      await new Promise((r) => setTimeout(r, intervalMs));
+    }
+    await conn.close();
+    const c = sandbox.counters;
+    ctx.out(`\n${calls} calls, ${failed} failed; the token endpoint saw ${c.tokenRequests.authorization_code ?? 0} sign-in and ${c.tokenRequests.refresh_token ?? 0} refreshes; the MCP server answered ${c.mcp401} × 401.`);
+    ctx.out(`\n$ mcp-oauth status sandbox`);
+    const statusCtx = createCliContext({ env: { ...ctx.env, MCP_OAUTH_HOME: home, MCP_OAUTH_STORE: 'file' }, argv: [] });
+    statusCtx.server = async () => server;
+    const { run: status } = await import('./status.ts');
+    await status(statusCtx, ['sandbox']);
+    void refreshes;
+    return failed === 0 ? 0 : 1;
+  } finally {
+    await sandbox.close();
+    await rm(home, { recursive: true, force: true });
+  }
+}

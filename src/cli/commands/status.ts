@@ -1,0 +1,48 @@
+import { parse, requirePositional, type CliContext } from '../context.ts';
+import { printJson, relativeTime } from '../output.ts';
+import { credentialsFor } from '../credentials-for.ts';
+import { describeServer } from '../describe.ts';
+import { loginCommand } from '../../errors.ts';
+
+const USAGE = 'mcp-oauth status NAME|URL [--json]';
+
+export async function run(ctx: CliContext, argv: string[]): Promise<number> {
+  const args = parse(ctx, argv, {}, USAGE);
+  if (!args) return 0;
+  const server = await ctx.server(requirePositional(args.positionals, 0, 'server NAME or URL', USAGE));
+  const store = await ctx.store();
+  const [credential] = await credentialsFor(store, server);
+  const now = Date.now();
+  const state = describeServer(server, credential, now);
+  if (ctx.json) {
+    printJson(ctx, { ...state, store: store.kind });
+    return 0;
+  }
+  ctx.out(`${server.name}  ${server.url}`);
+  if (state.auth_status === 'bearer_token') {
+    ctx.out(`  Authentication: static bearer token from $${server.bearerTokenEnvVar} (no OAuth).`);
+    return 0;
+  }
+  if (!credential) {
+    ctx.out('  Not signed in.');
+    ctx.out(`Next: ${loginCommand(server.name)}`);
+    return 0;
+  }
+  ctx.out(`  Issuer:         ${credential.key.issuer}`);
+  ctx.out(`  Client id:      ${credential.clientId}`);
+  ctx.out(`  Scopes:         ${credential.scopes.join(' ') || '(none)'}`);
+  ctx.out(`  Access token:   ${state.access_token_fingerprint}, expires ${relativeTime(credential.expiresAt, now)}`);
+  ctx.out(`  Refresh token:  ${credential.refreshToken ? `${state.refresh_token_fingerprint} (refreshed automatically)` : 'none'}`);
+  if (credential.refreshTokenMissingReason) ctx.out(`  Why no refresh token: ${credential.refreshTokenMissingReason}`);
+  ctx.out(`  Stored in:      ${store.kind === 'keychain' ? 'the OS keychain' : store.kind === 'file' ? 'a 0600 file under ' + ctx.home : 'memory'}`);
+  if (credential.needsSignIn) {
+    ctx.out(`  ✗ Sign-in required: ${credential.needsSignIn.reason}`);
+    ctx.out(`Next: ${loginCommand(server.name)}`);
+  } else if (state.needs_sign_in) {
+    ctx.out('  ✗ The access token has expired and there is no refresh token.');
+    ctx.out(`Next: ${loginCommand(server.name)}`);
+  } else {
+    ctx.out(`Next: mcp-oauth tools ${server.name}`);
+  }
+  return 0;
+}

@@ -1,0 +1,46 @@
+/**
+ * A thin MCP client over Streamable HTTP (SDK v2), used by `tools`, `call`, `doctor` and the demo.
+ * The OAuth work is all in the injected fetch; this module knows nothing about tokens.
+ */
+import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import { McpOAuthError } from '../errors.ts';
+import type { FetchLike } from '../types.ts';
+
+export interface McpConnection {
+  client: Client;
+  serverInfo?: { name: string; version: string };
+  protocolVersion?: string;
+  close(): Promise<void>;
+}
+
+export async function connectMcp(opts: { url: string; fetch: FetchLike; clientName?: string }): Promise<McpConnection> {
+  const transport = new StreamableHTTPClientTransport(new URL(opts.url), { fetch: opts.fetch as typeof fetch });
+  const client = new Client({ name: opts.clientName ?? 'mcp-oauth', version: '0.1.0' }, { capabilities: {} });
+  try {
+    await client.connect(transport);
+  } catch (e) {
+    await client.close().catch(() => {});
+    throw asMcpError(e, opts.url);
+  }
+  return {
+    client,
+    serverInfo: client.getServerVersion() as { name: string; version: string } | undefined,
+    protocolVersion: transport.protocolVersion,
+    async close() {
+      // End the session on the server (Streamable HTTP: DELETE with the session id).
+      await transport.terminateSession().catch(() => {});
+      await client.close().catch(() => {});
+    },
+  };
+}
+
+/** Our own errors (sign-in required, outage) pass through the SDK unchanged; others get context. */
+export function asMcpError(e: unknown, url: string): McpOAuthError {
+  let cur: unknown = e;
+  for (let i = 0; i < 5 && cur; i++) {
+    if (cur instanceof McpOAuthError) return cur;
+    cur = (cur as { cause?: unknown }).cause;
+  }
+  const message = e instanceof Error ? e.message : String(e);
+  return new McpOAuthError('mcp_error', `The MCP server at ${url} failed: ${message}`, { cause: e, hint: 'run `mcp-oauth doctor NAME` for a step-by-step check' });
+}

@@ -1,0 +1,89 @@
+/**
+ * An OAuth session for one MCP server: the TokenManager (lifecycle) wired to the interactive
+ * sign-in, plus an authenticated fetch. This is what the CLI, the SDK adapters and the proxy use.
+ */
+import { TokenManager, type LifecycleEvent, type SignInRequest } from '../lifecycle/token-manager.ts';
+import { createAuthenticatedFetch } from '../lifecycle/auth-fetch.ts';
+import { signIn, type BrowserMode } from '../signin/flow.ts';
+import type { Credential, CredentialStore, FetchLike, Logger, ServerConfig } from '../types.ts';
+import { silentLogger } from '../types.ts';
+import { canonicalResourceUri } from '../oauth/canonical.ts';
+
+export interface OAuthSessionOptions {
+  server: ServerConfig;
+  store: CredentialStore;
+  fetch?: FetchLike;
+  env?: NodeJS.ProcessEnv;
+  logger?: Logger;
+  refreshMarginMs?: number;
+  /**
+   * How to sign in when needed. `false`: never open a browser; a missing or dead grant is a
+   * `signin_required` error naming the command to run.
+   */
+  interactive?: false | { browser: BrowserMode; timeoutMs?: number; onAuthorizeUrl?: (url: string) => void };
+  onEvent?: (e: LifecycleEvent) => void;
+}
+
+export interface OAuthSession {
+  manager: TokenManager;
+  /** fetch that adds a fresh bearer token, refreshes once on 401, steps up on 403. */
+  fetch: FetchLike;
+  /** Signs in now (interactive), whatever is stored. */
+  signIn(request?: Partial<SignInRequest>): Promise<Credential>;
+}
+
+/** A ServerConfig for a bare URL with no configuration. */
+export function serverFromUrl(url: string): ServerConfig {
+  return { name: canonicalResourceUri(url), url, source: 'url', httpHeaders: {}, envHttpHeaders: {}, oauth: { authorizeParams: {} } };
+}
+
+export function createOAuthSession(opts: OAuthSessionOptions): OAuthSession {
+  const baseFetch = opts.fetch ?? globalThis.fetch.bind(globalThis);
+  const env = opts.env ?? process.env;
+  const logger = opts.logger ?? silentLogger;
+  const interactive = opts.interactive;
+
+  const doSignIn = async (request: Partial<SignInRequest>): Promise<Credential> => {
+    if (!interactive) throw new Error('unreachable: sign-in without interactive options');
+    return signIn({
+      server: opts.server,
+      store: opts.store,
+      fetch: baseFetch,
+      env,
+      logger,
+      browser: interactive.browser,
+      scopes: request.scopes,
+      challenge: request.challenge,
+      timeoutMs: interactive.timeoutMs,
+      onAuthorizeUrl: interactive.onAuthorizeUrl,
+    });
+  };
+
+  const manager = new TokenManager({
+    server: opts.server,
+    store: opts.store,
+    fetch: baseFetch,
+    env,
+    logger,
+    refreshMarginMs: opts.refreshMarginMs,
+    signIn: interactive ? (request) => doSignIn(request) : undefined,
+    onEvent: opts.onEvent,
+  });
+  const fetch = createAuthenticatedFetch(manager, { fetch: withStaticHeaders(baseFetch, opts.server, env), logger });
+  return { manager, fetch, signIn: doSignIn };
+}
+
+/** Codex-style `http_headers` and `env_http_headers` go on every request to the MCP server. */
+export function withStaticHeaders(fetch: FetchLike, server: ServerConfig, env: NodeJS.ProcessEnv): FetchLike {
+  const headers: Record<string, string> = { ...server.httpHeaders };
+  for (const [name, envVar] of Object.entries(server.envHttpHeaders)) {
+    const v = env[envVar];
+    if (v) headers[name] = v;
+  }
+  if (Object.keys(headers).length === 0) return fetch;
+  return (input, init) => {
+    const h = new Headers(init?.headers);
+    for (const [k, v] of Object.entries(headers)) if (!h.has(k)) h.set(k, v);
+    return fetch(input, { ...init, headers: h });
+  };
+}

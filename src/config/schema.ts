@@ -1,0 +1,133 @@
+import { z } from 'zod';
+import type { ServerConfig } from '../types.ts';
+
+/**
+ * The config file's shape: the single source of truth for what `config.toml` may contain.
+ *
+ * Servers use Codex CLI's `[mcp_servers.NAME]` shape so one file serves both tools; unknown keys
+ * there are ignored (Codex has many more). Our own `[mcp_servers.NAME.oauth]` and `[settings]`
+ * tables are strict, so a typo is reported instead of silently ignored.
+ */
+
+const ENV_VAR_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+export const SERVER_NAME = /^[A-Za-z0-9_-]+$/;
+
+const text = (what = 'a string') => z.string({ error: `must be ${what}` });
+const envVarName = () =>
+  text('an environment variable name').regex(ENV_VAR_NAME, { error: 'must be an environment variable name (letters, digits, _)' });
+const stringTable = (what: string) => z.record(z.string(), text(), { error: `must be a table of ${what}` });
+
+export function isHttpUrl(value: string): boolean {
+  try {
+    const u = new URL(value);
+    return u.protocol === 'https:' || u.protocol === 'http:';
+  } catch {
+    return false;
+  }
+}
+
+const httpUrl = () => text('an http(s) URL').refine(isHttpUrl, { error: 'must be an http(s) URL' });
+
+export const oauthTableSchema = z.strictObject(
+  {
+    client_id: text().min(1, { error: 'must not be empty' }).optional(),
+    client_secret_env: envVarName().optional(),
+    client_metadata_url: httpUrl().optional(),
+    callback_port: z
+      .number({ error: 'must be a number from 1 to 65535' })
+      .int({ error: 'must be a number from 1 to 65535' })
+      .min(1, { error: 'must be a number from 1 to 65535' })
+      .max(65535, { error: 'must be a number from 1 to 65535' })
+      .optional(),
+    authorize_params: stringTable('strings').optional(),
+    provider: text().optional(),
+    transport: z.enum(['streamable-http', 'sse'], { error: 'must be "streamable-http" or "sse"' }).optional(),
+  },
+  { error: (issue) => (issue.code === 'unrecognized_keys' ? 'is not a known oauth setting' : 'must be a table') },
+);
+
+export const serverTableSchema = z.looseObject(
+  {
+    url: httpUrl().optional(),
+    /** Codex stdio servers: not ours, but must not break parsing. */
+    command: text().optional(),
+    bearer_token_env_var: envVarName().optional(),
+    http_headers: stringTable('header = value strings').optional(),
+    env_http_headers: z.record(z.string(), envVarName(), { error: 'must be a table of header = ENV_VAR_NAME' }).optional(),
+    scopes: z.array(text(), { error: 'must be an array of strings' }).optional(),
+    oauth_resource: httpUrl().optional(),
+    oauth: oauthTableSchema.optional(),
+  },
+  { error: 'must be a table' },
+);
+
+export const settingsSchema = z.strictObject(
+  {
+    store: z.enum(['auto', 'keychain', 'file'], { error: 'must be "auto", "keychain" or "file"' }).optional(),
+    refresh_margin_seconds: z
+      .number({ error: 'must be a whole number of seconds >= 0' })
+      .int({ error: 'must be a whole number of seconds >= 0' })
+      .min(0, { error: 'must be a whole number of seconds >= 0' })
+      .optional(),
+  },
+  { error: (issue) => (issue.code === 'unrecognized_keys' ? 'is not a known setting' : 'must be a table') },
+);
+
+export const configFileSchema = z.looseObject({
+  mcp_servers: z.record(z.string(), serverTableSchema, { error: 'must be a table of servers' }).optional(),
+  settings: settingsSchema.optional(),
+});
+
+export type ServerTable = z.infer<typeof serverTableSchema>;
+export type ConfigFile = z.infer<typeof configFileSchema>;
+
+/** A validated server table → the shared `ServerConfig` (only defined keys are set). */
+export function toServerConfig(
+  name: string,
+  table: ServerTable,
+  source: 'config' | 'codex',
+  configFile: string,
+): ServerConfig {
+  const o = table.oauth ?? {};
+  const oauth: ServerConfig['oauth'] = { authorizeParams: { ...(o.authorize_params ?? {}) } };
+  if (o.client_id !== undefined) oauth.clientId = o.client_id;
+  if (o.client_secret_env !== undefined) oauth.clientSecretEnvVar = o.client_secret_env;
+  if (o.client_metadata_url !== undefined) oauth.clientMetadataUrl = o.client_metadata_url;
+  if (o.callback_port !== undefined) oauth.callbackPort = o.callback_port;
+  if (o.provider !== undefined) oauth.provider = o.provider;
+  if (o.transport !== undefined) oauth.transport = o.transport;
+  const config: ServerConfig = {
+    name,
+    url: table.url as string,
+    source,
+    configFile,
+    httpHeaders: { ...(table.http_headers ?? {}) },
+    envHttpHeaders: { ...(table.env_http_headers ?? {}) },
+    oauth,
+  };
+  if (table.bearer_token_env_var !== undefined) config.bearerTokenEnvVar = table.bearer_token_env_var;
+  if (table.scopes !== undefined) config.scopes = [...table.scopes];
+  if (table.oauth_resource !== undefined) config.oauthResource = table.oauth_resource;
+  return config;
+}
+
+/** A ServerConfig (or `add` options) → the TOML table written to config.toml. */
+export function toServerTable(config: Omit<ServerConfig, 'source' | 'configFile'>): ServerTable {
+  const table: Record<string, unknown> = { url: config.url };
+  if (config.bearerTokenEnvVar) table.bearer_token_env_var = config.bearerTokenEnvVar;
+  if (config.scopes) table.scopes = config.scopes;
+  if (config.oauthResource) table.oauth_resource = config.oauthResource;
+  if (Object.keys(config.httpHeaders).length) table.http_headers = config.httpHeaders;
+  if (Object.keys(config.envHttpHeaders).length) table.env_http_headers = config.envHttpHeaders;
+  const o = config.oauth;
+  const oauth: Record<string, unknown> = {};
+  if (o.clientId) oauth.client_id = o.clientId;
+  if (o.clientSecretEnvVar) oauth.client_secret_env = o.clientSecretEnvVar;
+  if (o.clientMetadataUrl) oauth.client_metadata_url = o.clientMetadataUrl;
+  if (o.callbackPort !== undefined) oauth.callback_port = o.callbackPort;
+  if (o.provider) oauth.provider = o.provider;
+  if (o.transport) oauth.transport = o.transport;
+  if (Object.keys(o.authorizeParams).length) oauth.authorize_params = o.authorizeParams;
+  if (Object.keys(oauth).length) table.oauth = oauth;
+  return table as ServerTable;
+}

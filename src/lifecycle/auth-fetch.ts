@@ -1,0 +1,115 @@
+/**
+ * A `fetch` that is always signed in: it adds the Bearer token (RFC 6750 §2.1), refreshes and
+ * retries once on 401 (RFC 6750 §3.1 invalid_token), and steps up scopes on 403
+ * insufficient_scope (MCP spec 2025-11-25 "Step-Up Authorization Flow"). Responses are passed on
+ * untouched and unbuffered, so Streamable HTTP / SSE streams keep streaming.
+ */
+import { McpOAuthError, loginCommand } from '../errors.ts';
+import { parseBearerChallenge, type BearerChallenge } from '../oauth/www-authenticate.ts';
+import type { FetchLike, Logger } from '../types.ts';
+import { silentLogger } from '../types.ts';
+import type { TokenManager } from './token-manager.ts';
+
+export const DEFAULT_MAX_STEP_UPS = 3;
+
+type RequestBody = NonNullable<RequestInit['body']>;
+
+/**
+ * A request body that can be sent twice. Strings, bytes, Blobs, URLSearchParams and FormData are
+ * re-serialised by fetch on every call; a stream can be read only once, so it is buffered. That is
+ * safe to replay after a 401: the server refused before running the request (RFC 6750 §3.1).
+ */
+export async function replayableBody(body: RequestInit['body']): Promise<RequestBody | undefined> {
+  if (body === undefined || body === null) return undefined;
+  if (
+    typeof body === 'string' ||
+    body instanceof URLSearchParams ||
+    body instanceof Blob ||
+    body instanceof FormData ||
+    body instanceof ArrayBuffer ||
+    ArrayBuffer.isView(body)
+  ) {
+    return body;
+  }
+  // ReadableStream or (async) iterable: read it once, keep the bytes.
+  return new Uint8Array(await new Response(body as BodyInit).arrayBuffer());
+}
+
+function withBearer(init: RequestInit | undefined, body: RequestBody | undefined, token: string): RequestInit {
+  const headers = new Headers(init?.headers);
+  // Replace any Authorization the caller set: exactly one set of credentials (RFC 6750 §2).
+  headers.set('authorization', `Bearer ${token}`);
+  const next: RequestInit = { ...init, headers };
+  if (body !== undefined) next.body = body;
+  // A buffered stream is no longer a stream: `duplex` only applies to stream bodies.
+  if (body instanceof Uint8Array && 'duplex' in next) delete (next as { duplex?: unknown }).duplex;
+  return next;
+}
+
+async function discard(res: Response): Promise<void> {
+  try {
+    await res.body?.cancel();
+  } catch {
+    // already closed
+  }
+}
+
+export function createAuthenticatedFetch(
+  manager: TokenManager,
+  opts: { fetch: FetchLike; maxStepUps?: number; logger?: Logger },
+): FetchLike {
+  const maxStepUps = opts.maxStepUps ?? DEFAULT_MAX_STEP_UPS;
+  const logger = opts.logger ?? silentLogger;
+
+  return async (input, init) => {
+    const body = await replayableBody(init?.body);
+    let token = await manager.accessToken();
+    let res = await opts.fetch(input, withBearer(init, body, token));
+    let refreshed = false;
+    let stepUps = 0;
+
+    for (;;) {
+      if (res.status === 401) {
+        const challenge = parseBearerChallenge(res.headers.get('www-authenticate'));
+        await discard(res);
+        if (refreshed) {
+          // A freshly refreshed token rejected too: retrying more would only loop.
+          const reason = `the server rejected a freshly refreshed access token (HTTP 401${challenge?.error ? `, ${challenge.error}` : ''})`;
+          await manager.markNeedsSignIn(reason, challenge?.error);
+          throw new McpOAuthError('signin_required', `Sign-in required for ${manager.serverName}: ${reason}.`, {
+            hint: loginCommand(manager.serverName),
+            status: 401,
+            details: { server: manager.serverName },
+          });
+        }
+        refreshed = true;
+        logger.debug('401 from the MCP server; refreshing and retrying once', { server: manager.serverName, error: challenge?.error });
+        token = await manager.afterUnauthorized(token, challenge);
+        res = await opts.fetch(input, withBearer(init, body, token));
+        continue;
+      }
+      if (res.status === 403) {
+        const challenge = parseBearerChallenge(res.headers.get('www-authenticate'));
+        if (challenge?.error === 'insufficient_scope') {
+          await discard(res);
+          if (stepUps >= maxStepUps) throw tooManyStepUps(manager.serverName, challenge, stepUps);
+          stepUps++;
+          logger.info('the MCP server needs more scopes; signing in again', { server: manager.serverName, scopes: challenge.scope });
+          token = await manager.afterInsufficientScope(challenge);
+          res = await opts.fetch(input, withBearer(init, body, token));
+          continue;
+        }
+      }
+      return res;
+    }
+  };
+}
+
+function tooManyStepUps(server: string, challenge: BearerChallenge, stepUps: number): McpOAuthError {
+  const wanted = challenge.scope?.length ? ` (it asks for: ${challenge.scope.join(' ')})` : '';
+  return new McpOAuthError(
+    'insufficient_scope',
+    `${server} still refuses the request for missing permissions after ${stepUps} step-up sign-in${stepUps === 1 ? '' : 's'}${wanted}.`,
+    { hint: `check that your account may use these scopes, then run ${loginCommand(server)}`, status: 403, details: { scopes: challenge.scope ?? [] } },
+  );
+}

@@ -1,0 +1,250 @@
+// The sandbox MCP server: a real Streamable HTTP MCP server (SDK 1.x, stateful sessions) behind an
+// OAuth 2.1 resource server check (MCP spec 2025-11-25 "Authorization": RFC 6750 bearer tokens,
+// RFC 9728 protected resource metadata, audience-bound JWT access tokens per RFC 8707/9068).
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { randomUUID } from 'node:crypto';
+import { createRemoteJWKSet, jwtVerify } from 'jose';
+import type { JWTPayload } from 'jose';
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { ElicitResultSchema, isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
+import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
+import { z } from 'zod';
+import type { SandboxState } from './types.ts';
+
+export interface McpResourceServer {
+  handle(req: IncomingMessage, res: ServerResponse): void;
+  dropSessions(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface McpResourceServerInit {
+  issuer: string;
+  mcpUrl: string;
+  requiredScope: string;
+  scopesSupported: string[];
+  state: SandboxState;
+}
+
+const ADMIN_SCOPE = 'mcp:admin';
+
+function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', ...headers });
+  res.end(JSON.stringify(body));
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  const text = Buffer.concat(chunks).toString('utf8');
+  return text ? JSON.parse(text) : undefined;
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason);
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+function toolsServer(): McpServer {
+  const server = new McpServer({ name: 'mcp-oauth-sandbox', version: '0.1.0' });
+  const text = (t: string) => ({ content: [{ type: 'text' as const, text: t }] });
+
+  server.registerTool('echo', { description: 'Echo the text back.', inputSchema: { text: z.string() } }, async ({ text: t }) => text(t));
+
+  server.registerTool('whoami', { description: 'The access token seen by the server.' }, async (extra) => {
+    const auth = extra.authInfo;
+    return text(JSON.stringify({
+      sub: auth?.extra?.sub,
+      client_id: auth?.clientId,
+      scope: auth?.scopes.join(' '),
+      exp: auth?.expiresAt,
+    }));
+  });
+
+  // Gated by the HTTP layer (403 insufficient_scope) before it reaches here.
+  server.registerTool('admin_echo', { description: `Echo, requires ${ADMIN_SCOPE}.`, inputSchema: { text: z.string() } }, async ({ text: t }) => text(`admin: ${t}`));
+
+  server.registerTool('slow', {
+    description: 'Wait ms milliseconds, reporting progress; honours cancellation.',
+    inputSchema: { ms: z.number().int().min(0).max(600_000) },
+  }, async ({ ms }, extra) => {
+    const steps = 10;
+    const progressToken = extra._meta?.progressToken;
+    for (let i = 1; i <= steps; i++) {
+      await sleep(ms / steps, extra.signal);
+      if (progressToken !== undefined) {
+        await extra.sendNotification({ method: 'notifications/progress', params: { progressToken, progress: i, total: steps } });
+      }
+    }
+    return text(`slept ${ms} ms`);
+  });
+
+  server.registerTool('ask', {
+    description: 'Ask the client a question (elicitation/create) and return its answer.',
+    inputSchema: { question: z.string().optional() },
+  }, async ({ question }, extra) => {
+    const answer = await extra.sendRequest({
+      method: 'elicitation/create',
+      params: {
+        mode: 'form',
+        message: question ?? 'What is your favourite colour?',
+        requestedSchema: { type: 'object', properties: { answer: { type: 'string' } }, required: ['answer'] },
+      },
+    }, ElicitResultSchema);
+    return text(JSON.stringify(answer));
+  });
+
+  server.registerTool('big', {
+    description: 'Return a text of kb kilobytes.',
+    inputSchema: { kb: z.number().int().min(0).max(100_000) },
+  }, async ({ kb }) => {
+    const line = 'mcp-oauth sandbox big payload 0123456789abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRST\n'; // 86 bytes
+    const size = kb * 1024;
+    return text(line.repeat(Math.ceil(size / line.length)).slice(0, size));
+  });
+  return server;
+}
+
+export function createMcpResourceServer(init: McpResourceServerInit): McpResourceServer {
+  const { issuer, mcpUrl, requiredScope, scopesSupported, state } = init;
+  const mcpPath = new URL(mcpUrl).pathname;
+  const origin = new URL(mcpUrl).origin;
+  const resourceMetadataUrl = `${origin}/.well-known/oauth-protected-resource${mcpPath}`;
+  const jwks = createRemoteJWKSet(new URL(`${issuer}/jwks`));
+  const sessions = new Map<string, { transport: StreamableHTTPServerTransport; server: McpServer }>();
+
+  // RFC 9728 §2: `resource` is the MCP server's canonical URI; `authorization_servers` the issuer.
+  const protectedResourceMetadata = {
+    resource: mcpUrl,
+    authorization_servers: [issuer],
+    scopes_supported: scopesSupported.filter((s) => s !== 'offline_access' && s !== 'openid'),
+    bearer_methods_supported: ['header'],
+    resource_name: 'mcp-oauth sandbox MCP server',
+  };
+
+  function challenge(res: ServerResponse, status: 401 | 403, params: Record<string, string>, body: unknown): void {
+    if (status === 401) state.counters.mcp401 += 1;
+    else state.counters.mcp403 += 1;
+    // RFC 6750 §3 + RFC 9728 §5.1: point the client at the protected resource metadata.
+    const header = 'Bearer ' + Object.entries({ ...params, resource_metadata: resourceMetadataUrl })
+      .map(([k, v]) => `${k}="${v.replace(/["\\]/g, '\\$&')}"`).join(', ');
+    sendJson(res, status, body, { 'www-authenticate': header });
+  }
+
+  async function authenticate(req: IncomingMessage, res: ServerResponse): Promise<AuthInfo | undefined> {
+    const authorization = req.headers.authorization;
+    const match = /^Bearer +([A-Za-z0-9\-._~+/]+=*)$/i.exec(authorization ?? '');
+    if (!authorization) {
+      // RFC 6750 §3.1: no credentials → no error code, just the challenge (+ the scope to ask for).
+      challenge(res, 401, { scope: requiredScope }, { error: 'unauthorized', error_description: 'Bearer token required' });
+      return undefined;
+    }
+    let payload: JWTPayload;
+    try {
+      if (!match) throw new Error('malformed Authorization header');
+      // RFC 9068 §4 / MCP spec "Token Audience Binding": signature, iss, aud == this server, exp.
+      ({ payload } = await jwtVerify(match[1], jwks, { issuer, audience: mcpUrl, typ: 'at+jwt' }));
+      if (typeof payload.gid === 'string' && state.revokedGrantIds.has(payload.gid)) throw new Error('grant revoked');
+    } catch (err) {
+      challenge(res, 401, { error: 'invalid_token', error_description: `The access token is invalid (${(err as Error).message.replace(/"/g, "'")})` },
+        { error: 'invalid_token' });
+      return undefined;
+    }
+    const scopes = typeof payload.scope === 'string' ? payload.scope.split(' ').filter(Boolean) : [];
+    if (!scopes.includes(requiredScope)) {
+      challenge(res, 403, { error: 'insufficient_scope', scope: requiredScope }, { error: 'insufficient_scope' });
+      return undefined;
+    }
+    return {
+      token: match![1],
+      clientId: String(payload.client_id ?? ''),
+      scopes,
+      expiresAt: payload.exp,
+      resource: new URL(mcpUrl),
+      extra: { sub: payload.sub },
+    };
+  }
+
+  function needsAdmin(body: unknown): boolean {
+    const messages = Array.isArray(body) ? body : [body];
+    return messages.some((m) => m && typeof m === 'object' && (m as any).method === 'tools/call' && (m as any).params?.name === 'admin_echo');
+  }
+
+  async function handleMcp(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    state.counters.mcpRequests += 1;
+    const auth = await authenticate(req, res);
+    if (!auth) return;
+    (req as IncomingMessage & { auth?: AuthInfo }).auth = auth;
+
+    let body: unknown;
+    try {
+      body = req.method === 'POST' ? await readJson(req) : undefined;
+    } catch {
+      return sendJson(res, 400, { jsonrpc: '2.0', error: { code: -32700, message: 'Parse error' }, id: null });
+    }
+    if (needsAdmin(body) && !auth.scopes.includes(ADMIN_SCOPE)) {
+      // MCP spec "Scope Challenge Handling": 403 with every scope needed for this operation.
+      challenge(res, 403, { error: 'insufficient_scope', scope: [requiredScope, ADMIN_SCOPE].join(' '), error_description: `${ADMIN_SCOPE} is required` },
+        { error: 'insufficient_scope' });
+      return;
+    }
+
+    const sessionId = req.headers['mcp-session-id'];
+    if (typeof sessionId === 'string') {
+      const session = sessions.get(sessionId);
+      // MCP spec "Session Management": unknown/expired session → 404, the client re-initializes.
+      if (!session) return sendJson(res, 404, { jsonrpc: '2.0', error: { code: -32001, message: 'Session not found' }, id: null });
+      return session.transport.handleRequest(req, res, body);
+    }
+    if (req.method !== 'POST' || !isInitializeRequest(body)) {
+      return sendJson(res, 400, { jsonrpc: '2.0', error: { code: -32000, message: 'Bad Request: no valid session ID' }, id: null });
+    }
+    const server = toolsServer();
+    const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
+      sessionIdGenerator: () => randomUUID(),
+      onsessioninitialized: (id) => {
+        sessions.set(id, { transport, server });
+      },
+    });
+    transport.onclose = () => {
+      if (transport.sessionId) sessions.delete(transport.sessionId);
+    };
+    await server.connect(transport);
+    await transport.handleRequest(req, res, body);
+  }
+
+  async function dropSessions(): Promise<void> {
+    const all = [...sessions.values()];
+    sessions.clear();
+    await Promise.allSettled(all.map(({ server }) => server.close()));
+  }
+
+  return {
+    handle(req, res) {
+      const { pathname } = new URL(req.url ?? '/', origin);
+      if (req.method === 'GET' && (pathname === `/.well-known/oauth-protected-resource${mcpPath}` || pathname === '/.well-known/oauth-protected-resource')) {
+        return sendJson(res, 200, protectedResourceMetadata, { 'access-control-allow-origin': '*' });
+      }
+      if (pathname === mcpPath) {
+        handleMcp(req, res).catch((err: unknown) => {
+          if (!res.headersSent) sendJson(res, 500, { jsonrpc: '2.0', error: { code: -32603, message: (err as Error).message }, id: null });
+          else res.end();
+        });
+        return;
+      }
+      sendJson(res, 404, { error: 'not_found' });
+    },
+    dropSessions,
+    close: dropSessions,
+  };
+}

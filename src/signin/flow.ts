@@ -1,0 +1,209 @@
+/**
+ * The interactive sign-in: discovery → client registration → authorization code + PKCE on a
+ * loopback redirect → code exchange → credential persisted. Each protocol step lives in
+ * src/oauth/; this module only sequences them and talks to the edges (browser, loopback, store).
+ */
+import type { Readable, Writable } from 'node:stream';
+import { McpOAuthError } from '../errors.ts';
+import { canonicalResourceUri } from '../oauth/canonical.ts';
+import { discoverAll, probeChallenge } from '../oauth/discovery.ts';
+import type { BearerChallenge } from '../oauth/www-authenticate.ts';
+import { selectScopes } from '../oauth/scopes.ts';
+import { providerFor, authorizeParamsFor, explainMissingRefreshToken } from '../oauth/quirks.ts';
+import { resolveClientRegistration } from '../oauth/registration.ts';
+import { createPkce, createState, buildAuthorizationUrl, validateAuthorizationResponse } from '../oauth/authorize.ts';
+import { exchangeAuthorizationCode, credentialFromTokenSet, type ClientAuth } from '../oauth/tokens.ts';
+import { startCallbackServer } from './loopback.ts';
+import { openBrowser } from './browser.ts';
+import { readRedirectFromStdin } from './paste.ts';
+import type { Clock, Credential, CredentialStore, FetchLike, Logger, ServerConfig } from '../types.ts';
+import { silentLogger } from '../types.ts';
+
+export interface SignInOptions {
+  server: ServerConfig;
+  store: CredentialStore;
+  fetch: FetchLike;
+  env: NodeJS.ProcessEnv;
+  logger?: Logger;
+  clock?: Clock;
+  /**
+   * 'open': open the browser ($BROWSER or the OS default) and wait for the loopback callback.
+   * 'print': print the URL (for SSH sessions) and accept the callback or the redirected URL pasted
+   * on `input`.
+   */
+  browser?: BrowserMode;
+  /** Explicit scopes (step-up: the union of granted and challenged scopes). */
+  scopes?: string[];
+  /** The 401/403 challenge that led here, when there was one (saves a probe request). */
+  challenge?: BearerChallenge;
+  timeoutMs?: number;
+  clientName?: string;
+  /** Called with the authorize URL once it is known (the CLI prints a waiting line). */
+  onAuthorizeUrl?: (url: string) => void;
+}
+
+/** How the user reaches the authorize URL. 'custom' is for embedders and the demo. */
+export type BrowserMode =
+  | { mode: 'open' }
+  | { mode: 'print'; input: Readable; output: Writable }
+  | { mode: 'custom'; open: (url: string) => Promise<void> };
+
+export const DEFAULT_SIGNIN_TIMEOUT_MS = 5 * 60_000;
+
+/** Client authentication for the token endpoint, from a registration (secret never from config). */
+export function clientAuthFrom(registration: { clientId: string; clientSecret?: string; tokenEndpointAuthMethod: ClientAuth['method'] }): ClientAuth {
+  return { clientId: registration.clientId, clientSecret: registration.clientSecret, method: registration.tokenEndpointAuthMethod };
+}
+
+/** A pre-registered client: id from config, secret from the environment variable it names. */
+export function preregisteredClient(server: ServerConfig, env: NodeJS.ProcessEnv): { clientId: string; clientSecret?: string } | undefined {
+  const { clientId, clientSecretEnvVar } = server.oauth;
+  if (!clientId) return undefined;
+  if (clientSecretEnvVar && !env[clientSecretEnvVar]) {
+    throw new McpOAuthError('config_invalid', `The client secret for ${server.name} is read from $${clientSecretEnvVar}, which is not set.`, {
+      hint: `export ${clientSecretEnvVar}=… and run the command again`,
+    });
+  }
+  return { clientId, clientSecret: clientSecretEnvVar ? env[clientSecretEnvVar] : undefined };
+}
+
+export async function signIn(opts: SignInOptions): Promise<Credential> {
+  const { server, store, fetch, env } = opts;
+  const logger = opts.logger ?? silentLogger;
+  const clock = opts.clock ?? Date.now;
+  const resource = canonicalResourceUri(server.oauthResource ?? server.url);
+
+  // MCP auth spec §"Authorization Server Discovery": start from the server's own 401 challenge.
+  const challenge = opts.challenge ?? (await probeChallenge({ serverUrl: server.url, fetch }));
+  const found = await discoverAll({ serverUrl: server.url, challenge, expectedResource: server.oauthResource, fetch });
+  const { issuer, authorizationServer: metadata } = found;
+  logger.debug('discovered authorization server', { server: server.name, issuer });
+
+  const quirks = providerFor(issuer, server.oauth.provider);
+  const authorizeParams = authorizeParamsFor(quirks, server.oauth.authorizeParams);
+
+  const callback = await startCallbackServer({ port: server.oauth.callbackPort, timeoutMs: opts.timeoutMs ?? DEFAULT_SIGNIN_TIMEOUT_MS, logger });
+  try {
+    // Without the redirect URI: the loopback port changes per sign-in, and RFC 8252 §7.3 lets the
+    // authorization server accept any port, so resolveClientRegistration decides on reuse.
+    const existing = await store.getRegistration(issuer);
+    const registration = await resolveClientRegistration({
+      issuer,
+      metadata,
+      preregistered: preregisteredClient(server, env),
+      clientMetadataUrl: server.oauth.clientMetadataUrl,
+      existing,
+      redirectUri: callback.redirectUri,
+      clientName: opts.clientName ?? 'mcp-oauth',
+      fetch,
+      now: clock(),
+    });
+    // Registrations are kept per issuer and reused (MCP auth spec §"Dynamic Client Registration").
+    if (registration.source === 'dynamic_registration' && registration !== existing) await store.putRegistration(registration);
+
+    const scopes = opts.scopes ?? selectScopes({
+      configScopes: server.scopes,
+      challengeScope: challenge?.scope,
+      scopesSupported: found.resourceMetadata.scopes_supported,
+      asScopesSupported: metadata.scopes_supported,
+    });
+    const pkce = createPkce();
+    const state = createState();
+    const authorizeUrl = buildAuthorizationUrl({
+      metadata,
+      clientId: registration.clientId,
+      redirectUri: callback.redirectUri,
+      scopes,
+      resource,
+      state,
+      codeChallenge: pkce.challenge,
+      extraParams: authorizeParams,
+    });
+    opts.onAuthorizeUrl?.(authorizeUrl);
+
+    const params = await waitForRedirect(opts, authorizeUrl, callback);
+    let code: string;
+    try {
+      ({ code } = validateAuthorizationResponse({ params: params.params, expectedState: state, metadata }));
+    } catch (e) {
+      params.respond({ ok: false, message: e instanceof Error ? e.message : String(e) });
+      throw e;
+    }
+
+    const client = clientAuthFrom(registration);
+    let tokens;
+    try {
+      tokens = await exchangeAuthorizationCode({
+        tokenEndpoint: metadata.token_endpoint,
+        client,
+        code,
+        codeVerifier: pkce.verifier,
+        redirectUri: callback.redirectUri,
+        resource,
+        fetch,
+        now: clock(),
+      });
+    } catch (e) {
+      // A registration the server no longer knows is redone on the next sign-in.
+      if (e instanceof McpOAuthError && e.oauthError === 'invalid_client' && registration.source === 'dynamic_registration') {
+        await store.deleteRegistration(issuer);
+      }
+      params.respond({ ok: false, message: e instanceof Error ? e.message : String(e) });
+      throw e;
+    }
+    params.respond({ ok: true, serverName: server.name });
+
+    const credential = credentialFromTokenSet({
+      key: { serverName: server.name, resource, issuer },
+      tokens,
+      requestedScopes: scopes,
+      client,
+      tokenEndpoint: metadata.token_endpoint,
+      revocationEndpoint: metadata.revocation_endpoint,
+      now: clock(),
+    });
+    if (!credential.refreshToken) {
+      credential.refreshTokenMissingReason =
+        explainMissingRefreshToken(issuer, authorizeParams, server.oauth.provider) ??
+        `${issuer} issued no refresh token, so you will need to sign in again when the access token expires. ` +
+          `Some providers (Google among them) issue one only when the authorize request has access_type=offline and prompt=consent: ` +
+          `if this server uses such a provider, set provider = "google" or authorize_params in [mcp_servers.${server.name}.oauth].`;
+    }
+    await store.put(credential);
+    logger.info('signed in', { server: server.name, issuer, refreshToken: credential.refreshToken ? 'yes' : 'no' });
+    return credential;
+  } finally {
+    await callback.close();
+  }
+}
+
+type Redirect = { params: URLSearchParams; respond(result: { ok: true; serverName: string } | { ok: false; message: string }): void };
+
+async function waitForRedirect(opts: SignInOptions, url: string, callback: Awaited<ReturnType<typeof startCallbackServer>>): Promise<Redirect> {
+  const mode = opts.browser ?? { mode: 'open' as const };
+  if (mode.mode === 'open' || mode.mode === 'custom') {
+    const waiting = callback.waitForCallback();
+    try {
+      if (mode.mode === 'open') await openBrowser(url, { env: opts.env, logger: opts.logger });
+      else await mode.open(url);
+    } catch (e) {
+      waiting.catch(() => {});
+      throw e;
+    }
+    return waiting;
+  }
+  // --no-browser: the user opens the URL wherever they have a browser. Either the callback
+  // reaches us (same machine) or they paste the URL the browser was redirected to (SSH).
+  mode.output.write(`Open this URL in a browser to sign in to ${opts.server.name}:\n\n  ${url}\n\n`);
+  const abort = new AbortController();
+  const pasted = readRedirectFromStdin({ input: mode.input, output: mode.output, redirectUri: callback.redirectUri, signal: abort.signal })
+    .then((params): Redirect => ({ params, respond() {} }));
+  const called = callback.waitForCallback(abort.signal);
+  try {
+    return await Promise.race([called, pasted]);
+  } finally {
+    abort.abort();
+    called.catch(() => {});
+    pasted.catch(() => {});
+  }
+}

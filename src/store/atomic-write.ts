@@ -1,0 +1,54 @@
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdir, open, rename, stat, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+
+/**
+ * Creates `dir` (and parents) owner-only (0700); tightens an existing dir that is group- or
+ * world-accessible, because it holds credentials and lock files.
+ */
+export async function ensurePrivateDir(dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  if (process.platform === 'win32') return;
+  const st = await stat(dir);
+  if ((st.mode & 0o077) !== 0) await chmod(dir, 0o700);
+}
+
+/**
+ * Replaces `file` with `data` so that a reader (or a crash) sees either the old or the new
+ * content, never a torn write: temp file in the same directory (same filesystem, so rename is
+ * atomic) created 0600 from the start (no window where the secret is readable by others), fsync,
+ * rename, fsync of the directory so the rename itself is durable.
+ */
+export async function writeFileAtomic(file: string, data: string): Promise<void> {
+  const dir = dirname(file);
+  await ensurePrivateDir(dir);
+  const temp = join(dir, `.${basename(file)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+  let renamed = false;
+  try {
+    const handle = await open(temp, 'wx', 0o600);
+    try {
+      await handle.writeFile(data, 'utf8');
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temp, file);
+    renamed = true;
+    await syncDir(dir);
+  } finally {
+    if (!renamed) await unlink(temp).catch(() => {});
+  }
+}
+
+async function syncDir(dir: string): Promise<void> {
+  if (process.platform === 'win32') return;
+  let handle;
+  try {
+    handle = await open(dir, 'r');
+    await handle.sync();
+  } catch {
+    // Some filesystems refuse fsync on directories; the rename has still happened.
+  } finally {
+    await handle?.close();
+  }
+}

@@ -1,0 +1,188 @@
+import { test, describe, before, after, beforeEach } from 'node:test';
+import assert from 'node:assert/strict';
+import { McpOAuthError } from '../src/errors.ts';
+import { TokenManager, type SignInRequest, type TokenManagerOptions } from '../src/lifecycle/token-manager.ts';
+import { createAuthenticatedFetch } from '../src/lifecycle/auth-fetch.ts';
+import { MemoryCredentialStore } from '../src/store/memory-store.ts';
+import type { Credential } from '../src/types.ts';
+import { startFakeServers, demoServer, demoCredential, type FakeServers } from './fixtures/lifecycle-fake-servers.ts';
+
+let fake: FakeServers;
+before(async () => {
+  fake = await startFakeServers();
+});
+after(() => fake.close());
+beforeEach(() => {
+  fake.tokenRequests.length = 0;
+  fake.mcpRequests.length = 0;
+  fake.mcpHandler = undefined;
+  fake.reuseDetected = 0;
+  fake.config = { delayMs: 0, rotate: true, includeScope: true, expiresIn: 3600, failNext: [] };
+});
+
+async function setup(over: Partial<Credential> = {}, opts: Partial<TokenManagerOptions> = {}) {
+  const store = opts.store ?? new MemoryCredentialStore();
+  const credential = demoCredential(fake, over);
+  await store.put(credential);
+  const manager = new TokenManager({ server: demoServer(fake), store, fetch: globalThis.fetch, retry: { attempts: 0 }, ...opts });
+  const authFetch = createAuthenticatedFetch(manager, { fetch: globalThis.fetch });
+  return { store, credential, manager, authFetch };
+}
+
+const bearer = (token: string | undefined) => `Bearer ${token}`;
+
+describe('createAuthenticatedFetch', () => {
+  test('adds the Bearer token, replacing an Authorization header the caller set', async () => {
+    const { credential, authFetch } = await setup();
+    const res = await authFetch(fake.mcpUrl, { method: 'POST', headers: { Authorization: 'Basic xyz', 'x-extra': '1' }, body: '{"a":1}' });
+    assert.equal(res.status, 200);
+    assert.deepEqual(fake.mcpRequests, [{ authorization: bearer(credential.accessToken), body: '{"a":1}' }]);
+    assert.equal(fake.tokenRequests.length, 0);
+  });
+
+  test('401 → refresh → one retry with the new token and the same (streamed) body', async () => {
+    // The server no longer accepts the token and we could not know (no expiry stored).
+    const { credential, authFetch, store } = await setup({ accessToken: 'at-revoked-by-server', expiresAt: undefined });
+    const payload = '{"jsonrpc":"2.0","id":1,"method":"tools/list"}';
+    const body = new ReadableStream<Uint8Array>({
+      start(c) {
+        c.enqueue(new TextEncoder().encode(payload));
+        c.close();
+      },
+    });
+    const res = await authFetch(fake.mcpUrl, { method: 'POST', body, duplex: 'half' } as RequestInit);
+    assert.equal(res.status, 200);
+    assert.equal(fake.tokenRequests.length, 1);
+    assert.equal(fake.mcpRequests.length, 2);
+    assert.equal(fake.mcpRequests[0].authorization, 'Bearer at-revoked-by-server');
+    const stored = await store.get(credential.key);
+    assert.equal(fake.mcpRequests[1].authorization, bearer(stored?.accessToken));
+    assert.deepEqual(fake.mcpRequests.map((r) => r.body), [payload, payload]);
+  });
+
+  test('concurrent requests that all get a 401 share one refresh', async () => {
+    fake.config.delayMs = 100;
+    const { authFetch } = await setup({ accessToken: 'at-revoked-by-server', expiresAt: undefined });
+    const results = await Promise.all(Array.from({ length: 5 }, (_, i) => authFetch(fake.mcpUrl, { method: 'POST', body: String(i) })));
+    assert.deepEqual(results.map((r) => r.status), [200, 200, 200, 200, 200]);
+    assert.equal(fake.tokenRequests.length, 1);
+    assert.equal(fake.reuseDetected, 0);
+  });
+
+  test('a second 401 → needsSignIn stored and signin_required naming the server and the login command', async () => {
+    fake.mcpHandler = (_req, res) => {
+      res.writeHead(401, { 'www-authenticate': 'Bearer error="invalid_token"' });
+      res.end();
+    };
+    const { credential, authFetch, store } = await setup();
+    await assert.rejects(authFetch(fake.mcpUrl, { method: 'POST', body: 'x' }), (e: McpOAuthError) => {
+      assert.equal(e.code, 'signin_required');
+      assert.equal(e.hint, 'mcp-oauth login demo');
+      assert.match(e.message, /^Sign-in required for demo:/);
+      assert.doesNotMatch(e.message, new RegExp(credential.accessToken!));
+      return true;
+    });
+    assert.equal(fake.mcpRequests.length, 2, 'exactly one retry');
+    assert.equal(fake.tokenRequests.length, 1);
+    assert.ok((await store.get(credential.key))?.needsSignIn);
+  });
+
+  test('403 insufficient_scope → step-up sign-in with the union of scopes, then the retry succeeds', async () => {
+    const requests: SignInRequest[] = [];
+    let granted: string[] = [];
+    fake.mcpHandler = (req, res) => {
+      const token = req.headers.authorization?.replace(/^Bearer /, '') ?? '';
+      if (granted.includes('mcp:write') && fake.validAccessTokens.has(token)) {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        return res.end('{"ok":true}');
+      }
+      res.writeHead(403, { 'www-authenticate': 'Bearer error="insufficient_scope", scope="mcp:write"' });
+      res.end();
+    };
+    const store = new MemoryCredentialStore();
+    const { authFetch } = await setup({}, {
+      store,
+      signIn: async (r) => {
+        requests.push(r);
+        granted = r.scopes ?? [];
+        const next = demoCredential(fake, { scopes: granted });
+        await store.put(next);
+        return next;
+      },
+    });
+    const res = await authFetch(fake.mcpUrl, { method: 'POST', body: 'x' });
+    assert.equal(res.status, 200);
+    assert.equal(requests.length, 1);
+    assert.equal(requests[0].reason, 'insufficient_scope');
+    assert.deepEqual(requests[0].scopes, ['mcp:read', 'offline_access', 'mcp:write']);
+    assert.deepEqual(requests[0].challenge?.scope, ['mcp:write']);
+  });
+
+  test('403 insufficient_scope that never ends → at most 3 step-ups, then insufficient_scope', async () => {
+    fake.mcpHandler = (_req, res) => {
+      res.writeHead(403, { 'www-authenticate': 'Bearer error="insufficient_scope", scope="admin"' });
+      res.end();
+    };
+    let calls = 0;
+    const store = new MemoryCredentialStore();
+    const { authFetch } = await setup({}, {
+      store,
+      signIn: async (r) => {
+        calls++;
+        const next = demoCredential(fake, { scopes: r.scopes });
+        await store.put(next);
+        return next;
+      },
+    });
+    await assert.rejects(authFetch(fake.mcpUrl, { method: 'POST', body: 'x' }), { code: 'insufficient_scope' });
+    assert.equal(calls, 3);
+    assert.equal(fake.mcpRequests.length, 4);
+  });
+
+  test('403 insufficient_scope without interactive sign-in → insufficient_scope with the login hint', async () => {
+    fake.mcpHandler = (_req, res) => {
+      res.writeHead(403, { 'www-authenticate': 'Bearer error="insufficient_scope", scope="admin"' });
+      res.end();
+    };
+    const { authFetch } = await setup();
+    await assert.rejects(authFetch(fake.mcpUrl), { code: 'insufficient_scope', hint: 'mcp-oauth login demo' });
+  });
+
+  test('a 403 without insufficient_scope and other statuses are returned untouched', async () => {
+    fake.mcpHandler = (_req, res) => {
+      res.writeHead(403, { 'content-type': 'text/plain' });
+      res.end('forbidden');
+    };
+    const { authFetch } = await setup();
+    const res = await authFetch(fake.mcpUrl);
+    assert.equal(res.status, 403);
+    assert.equal(await res.text(), 'forbidden');
+    assert.equal(fake.mcpRequests.length, 1);
+  });
+
+  test('an SSE response streams through unbuffered', async () => {
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    fake.mcpHandler = (_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write('event: message\ndata: {"first":true}\n\n');
+      void released.then(() => res.end('event: message\ndata: {"last":true}\n\n'));
+    };
+    const { authFetch } = await setup();
+    const res = await authFetch(fake.mcpUrl, { method: 'POST', body: '{}' });
+    assert.equal(res.headers.get('content-type'), 'text/event-stream');
+    const reader = res.body!.getReader();
+    // The server holds the stream open until we release it: a buffering fetch would never get here.
+    let guard: NodeJS.Timeout | undefined;
+    const first = await Promise.race([
+      reader.read(),
+      new Promise<never>((_, reject) => (guard = setTimeout(() => reject(new Error('first SSE event not delivered while the stream is open')), 5000))),
+    ]);
+    clearTimeout(guard);
+    assert.match(new TextDecoder().decode(first.value), /"first":true/);
+    release();
+    let rest = '';
+    for (let r = await reader.read(); !r.done; r = await reader.read()) rest += new TextDecoder().decode(r.value);
+    assert.match(rest, /"last":true/);
+  });
+});
