@@ -5,7 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { exportJWK, generateKeyPair } from 'jose';
-import Provider, { errors as oidcErrors } from 'oidc-provider';
+import Provider, { errors as oidcErrors } from './oidc-provider-quiet.ts';
 import { consentPage, loginPage } from './pages.ts';
 import type { SandboxOptions, SandboxState } from './types.ts';
 

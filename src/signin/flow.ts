@@ -183,14 +183,11 @@ async function waitForRedirect(opts: SignInOptions, url: string, callback: Await
   const mode = opts.browser ?? { mode: 'open' as const };
   if (mode.mode === 'open' || mode.mode === 'custom') {
     const waiting = callback.waitForCallback();
-    try {
-      if (mode.mode === 'open') await openBrowser(url, { env: opts.env, logger: opts.logger });
-      else await mode.open(url);
-    } catch (e) {
-      waiting.catch(() => {});
-      throw e;
-    }
-    return waiting;
+    waiting.catch(() => {});
+    // Do not wait for the opener first: an in-process "browser" finishes only once our callback
+    // page is answered, which happens after this function returns. Its failure still ends the wait.
+    const opening = mode.mode === 'open' ? openBrowser(url, { env: opts.env, logger: opts.logger }) : mode.open(url);
+    return Promise.race([waiting, opening.then(() => waiting)]);
   }
   // --no-browser: the user opens the URL wherever they have a browser. Either the callback
   // reaches us (same machine) or they paste the URL the browser was redirected to (SSH).
