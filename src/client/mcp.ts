@@ -41,6 +41,30 @@ export function asMcpError(e: unknown, url: string): McpOAuthError {
     if (cur instanceof McpOAuthError) return cur;
     cur = (cur as { cause?: unknown }).cause;
   }
+  // The server is not reachable at all (refused, unknown host, reset): a transient network
+  // problem with its own exit code, not an MCP protocol failure.
+  const network = networkCause(e);
+  if (network) {
+    const host = new URL(url).host;
+    return new McpOAuthError('network_error', `could not reach the MCP server at ${url}: ${network}`, {
+      cause: e,
+      hint: `check that ${host} is reachable (is the server running? the network up?), then retry`,
+      details: { url },
+    });
+  }
   const message = e instanceof Error ? e.message : String(e);
   return new McpOAuthError('mcp_error', `The MCP server at ${url} failed: ${message}`, { cause: e, hint: 'run `mcp-oauth doctor NAME` for a step-by-step check' });
+}
+
+const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_SOCKET']);
+
+/** undici's "fetch failed" hides the reason (ECONNREFUSED, ENOTFOUND…) in a `cause` somewhere down the chain. */
+function networkCause(e: unknown): string | undefined {
+  let cur: unknown = e;
+  for (let i = 0; i < 6 && cur; i++) {
+    const code = (cur as { code?: unknown }).code;
+    if (typeof code === 'string' && NETWORK_CODES.has(code)) return code;
+    cur = (cur as { cause?: unknown }).cause;
+  }
+  return undefined;
 }

@@ -32,6 +32,29 @@ export function lineOfKey(text: string, path: Array<string | number>): number | 
   return best?.line;
 }
 
+/**
+ * The reverse of lineOfKey, for TOML syntax errors (which only know a line): the key path being
+ * written at that line — the last key assignment or table header that starts at or before it.
+ */
+export function keyAtLine(text: string, lineNumber: number): Array<string> | undefined {
+  let table: string[] = [];
+  let last: string[] | undefined;
+  const lines = text.split(/\r?\n/);
+  for (let i = 0; i < Math.min(lineNumber, lines.length); i++) {
+    const line = lines[i].trim();
+    if (line === '' || line.startsWith('#')) continue;
+    const header = /^\[\[?(.*?)\]\]?\s*(#.*)?$/.exec(line);
+    if (header) {
+      const keys = parseDottedKey(header[1])?.keys;
+      if (keys) last = table = keys;
+      continue;
+    }
+    const parsed = parseDottedKey(line);
+    if (parsed?.rest.startsWith('=')) last = [...table, ...parsed.keys];
+  }
+  return last;
+}
+
 function commonPrefix(a: string[], b: string[]): number {
   let n = 0;
   while (n < a.length && n < b.length && a[n] === b[n]) n++;

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { parse, TomlError } from 'smol-toml';
 import { McpOAuthError } from '../errors.ts';
-import { formatKeyPath, lineOfKey } from './locate-key.ts';
+import { formatKeyPath, keyAtLine, lineOfKey } from './locate-key.ts';
 import { configFileSchema, type ConfigFile, type ServerTable } from './schema.ts';
 
 const OUR_HINT = 'fix the file, or run `mcp-oauth add NAME URL` to rewrite the entry';
@@ -41,7 +41,13 @@ export function parseConfigText(text: string, file: string, kind: 'ours' | 'code
     if (e instanceof TomlError) {
       // Only the first line: the rest is a code excerpt of the file, which may contain secrets.
       const reason = e.message.split('\n')[0].replace(/^Invalid TOML document: /, '');
-      throw new McpOAuthError('config_invalid', `${file}:${e.line}: invalid TOML: ${reason} (column ${e.column})`, { hint });
+      // Name the key too (the file may be long and the line alone ambiguous after edits).
+      const key = keyAtLine(text, e.line);
+      const at = key ? `, at ${formatKeyPath(key)}` : '';
+      throw new McpOAuthError('config_invalid', `${file}:${e.line}: invalid TOML: ${reason} (column ${e.column}${at})`, {
+        hint,
+        details: { file, line: e.line, ...(key ? { key: formatKeyPath(key) } : {}) },
+      });
     }
     throw new McpOAuthError('config_invalid', `${file}: invalid TOML`, { hint, cause: e });
   }

@@ -352,8 +352,18 @@ export class TokenManager {
       return new McpOAuthError('internal', `Refreshing the token for ${this.serverName} failed unexpectedly.`, { cause: err });
     }
     if (err.transient || err.code === 'signin_required') return err;
-    if (err.code === 'oauth_error' || err.code === 'token_response_invalid' || err.code === 'insecure_url') {
-      return this.#signInRequired(`the token refresh failed (${err.oauthError ?? err.code})`, err, err.oauthError);
+    // A 200 that is not a token response (a captive portal's login page, a proxy's error page) is
+    // not the grant's fault: a new sign-in would fail the same way. Keep the credential and say so.
+    if (err.code === 'token_response_invalid') {
+      return new McpOAuthError('token_response_invalid', `Refreshing the token for ${this.serverName} failed: ${err.message.replace(/\.$/, '')}. Your sign-in is kept.`, {
+        cause: err,
+        hint: 'if a captive portal or proxy is in the way, get through it, then retry; `mcp-oauth doctor ' + this.serverName + '` shows each step',
+      });
+    }
+    if (err.code === 'oauth_error' || err.code === 'insecure_url') {
+      // The server's own words say what is wrong (tokens.ts messages never hold a secret).
+      const detail = err.message.replace(/\.$/, '');
+      return this.#signInRequired(`the token refresh failed (${err.oauthError ?? err.code}): ${detail}`, err, err.oauthError);
     }
     return err;
   }

@@ -14,6 +14,7 @@ import { resolveClientRegistration } from '../oauth/registration.ts';
 import { createPkce, createState, buildAuthorizationUrl, validateAuthorizationResponse } from '../oauth/authorize.ts';
 import { exchangeAuthorizationCode, credentialFromTokenSet, type ClientAuth } from '../oauth/tokens.ts';
 import { startCallbackServer } from './loopback.ts';
+import { describeAuthorizationError } from './pages.ts';
 import { openBrowser } from './browser.ts';
 import { readRedirectFromStdin } from './paste.ts';
 import type { Clock, Credential, CredentialStore, FetchLike, Logger, ServerConfig } from '../types.ts';
@@ -126,7 +127,10 @@ export async function signIn(opts: SignInOptions): Promise<Credential> {
     try {
       ({ code } = validateAuthorizationResponse({ params: params.params, expectedState: state, metadata }));
     } catch (e) {
-      params.respond({ ok: false, message: e instanceof Error ? e.message : String(e) });
+      // An `error=` redirect (RFC 6749 §4.1.2.1, e.g. the user clicked Deny) gets plain words on the
+      // page; the iss/state refusals (no oauthError) keep their own message.
+      const plain = e instanceof McpOAuthError && e.oauthError ? describeAuthorizationError(params.params) : undefined;
+      params.respond({ ok: false, message: plain ?? (e instanceof Error ? e.message : String(e)) });
       throw e;
     }
 

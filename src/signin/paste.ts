@@ -26,6 +26,10 @@ export function readRedirectFromStdin(opts: ReadRedirectOptions): Promise<URLSea
       done = true;
       signal?.removeEventListener('abort', onAbort);
       rl.close();
+      // Stop reading and let the process exit: an open stdin pipe (the user's terminal, or a
+      // parent process that keeps it open) would otherwise keep the event loop alive forever.
+      (input as { pause?: () => void }).pause?.();
+      (input as { unref?: () => void }).unref?.();
       fn();
     };
     const onAbort = (): void => finish(() => reject(signal?.reason));

@@ -100,3 +100,19 @@ export async function browserLaunches(log: string): Promise<number> {
     return 0;
   }
 }
+
+/**
+ * Waits until `file` exists and returns its contents (a detached $BROWSER reports through files:
+ * its stdout goes nowhere). Rejects after `timeoutMs`.
+ */
+export async function waitForFile(file: string, timeoutMs = 20_000): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await readFile(file, 'utf8');
+    } catch {
+      if (Date.now() > deadline) throw new Error(`${file} did not appear within ${timeoutMs} ms`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+}

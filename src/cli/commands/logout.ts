@@ -30,7 +30,15 @@ export async function signOut(ctx: CliContext, server: ServerConfig): Promise<Si
       });
       try {
         for (const [token, hint] of [[credential.refreshToken, 'refresh_token'], [credential.accessToken, 'access_token']] as const) {
-          if (token) await revokeToken({ revocationEndpoint: credential.revocationEndpoint, client, token, tokenTypeHint: hint, fetch: ctx.fetch });
+          if (!token) continue;
+          try {
+            await revokeToken({ revocationEndpoint: credential.revocationEndpoint, client, token, tokenTypeHint: hint, fetch: ctx.fetch });
+          } catch (e) {
+            // RFC 7009 §2.2.1 unsupported_token_type: many servers cannot revoke self-contained
+            // (JWT) access tokens. Once the refresh token (the grant) is revoked that is fine.
+            const grantRevoked = hint === 'access_token' && credential.refreshToken;
+            if (!(grantRevoked && e instanceof McpOAuthError && e.oauthError === 'unsupported_token_type')) throw e;
+          }
         }
         revoked = 'yes';
       } catch (e) {

@@ -1,0 +1,79 @@
+/**
+ * What the stdio side of the proxy talks to: one connection to the remote MCP server, over
+ * Streamable HTTP (MCP 2025-03-26 and later) or the older HTTP+SSE transport (2024-11-05).
+ */
+import type { FetchLike, Logger } from '../types.ts';
+import type { JsonRpcId, RawMessage } from './messages.ts';
+
+export interface Upstream {
+  readonly kind: 'streamable-http' | 'sse';
+  /**
+   * Sends one client message (or batch). Resolves when the exchange for it is over; every message
+   * the server sends meanwhile goes to `onMessage`. Rejects with the fetch's error when the message
+   * did not reach the server (safe to retry), or with StreamLostError when it did but the answer
+   * was lost (not safe to retry).
+   */
+  send(message: RawMessage): Promise<void>;
+  /** Ends the session (HTTP DELETE where the transport has one) and stops every stream. */
+  close(): Promise<void>;
+}
+
+export interface UpstreamOptions {
+  url: string;
+  /** The authenticated fetch: bearer token, refresh, 401 retry, step-up. */
+  fetch: FetchLike;
+  logger: Logger;
+  /** Every message from the server, in the order received. */
+  onMessage(message: RawMessage): void;
+}
+
+/** The server answered the HTTP request with an error status. */
+export class UpstreamHttpError extends Error {
+  readonly status: number;
+  constructor(status: number, detail: string) {
+    super(`HTTP ${status}${detail ? `: ${detail}` : ''}`);
+    this.name = 'UpstreamHttpError';
+    this.status = status;
+  }
+}
+
+/** The server accepted the message, but the stream carrying the answer broke for good. */
+export class StreamLostError extends Error {
+  readonly unanswered: JsonRpcId[];
+  constructor(message: string, unanswered: JsonRpcId[]) {
+    super(message);
+    this.name = 'StreamLostError';
+    this.unanswered = unanswered;
+  }
+}
+
+/**
+ * MCP spec 2025-03-26 "Backwards Compatibility": a POST initialize answered 4xx (404, 405…) means
+ * the server may only speak the 2024-11-05 HTTP+SSE transport.
+ */
+export class LegacyTransportSuspected extends Error {
+  readonly status: number;
+  constructor(status: number) {
+    super(`the server answered the initialize POST with HTTP ${status}`);
+    this.name = 'LegacyTransportSuspected';
+    this.status = status;
+  }
+}
+
+/** A short, single-line, bounded excerpt of an error body (never logged whole). */
+export async function bodyExcerpt(res: Response): Promise<string> {
+  try {
+    const text = (await res.text()).replace(/\s+/g, ' ').trim();
+    return text.length > 200 ? `${text.slice(0, 200)}…` : text;
+  } catch {
+    return '';
+  }
+}
+
+export async function discardBody(res: Response): Promise<void> {
+  try {
+    await res.body?.cancel();
+  } catch {
+    // already closed
+  }
+}

@@ -1,0 +1,420 @@
+/**
+ * `mcp-oauth install CLIENT NAME` (issue 3 §2, test 6): for each client the real CLI writes a valid
+ * file (parsed back) that starts the proxy, keeps other entries, backs the old file up, never
+ * touches a malformed file, replaces an existing entry only with --force, and --print writes
+ * nothing. Every run gets its own HOME / XDG_CONFIG_HOME / APPDATA / CODEX_HOME under a temp dir.
+ */
+import assert from 'node:assert/strict';
+import { chmod, lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, dirname, join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { parse as parseToml } from 'smol-toml';
+import { cliPath, runCli } from './helpers/e2e.ts';
+import { CLI_SCRIPT_PATH, clientConfigPath, clientFor, installForCommand, type ClientId, type PlatformInfo } from '../src/install/install.ts';
+import { resolveServer } from '../src/config/config.ts';
+import { isMcpOAuthError } from '../src/errors.ts';
+import { applyCodexEntry, headerPath } from '../src/install/codex.ts';
+import { stripJsonc } from '../src/install/json-config.ts';
+
+/** TOML → plain JSON data (smol-toml's tables have a null prototype, which deepStrictEqual minds). */
+function toml(text: string): Record<string, any> {
+  return JSON.parse(JSON.stringify(parseToml(text)));
+}
+
+let root: string;
+before(async () => {
+  root = await mkdtemp(join(tmpdir(), 'mcp-oauth-install-'));
+});
+after(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+let counter = 0;
+interface Sandbox {
+  dir: string;
+  env: NodeJS.ProcessEnv;
+  mcpHome: string;
+}
+
+/** An isolated home with server "demo" in our config. */
+async function sandbox(): Promise<Sandbox> {
+  const dir = join(root, String(++counter));
+  const mcpHome = join(dir, 'mcp-oauth');
+  await mkdir(mcpHome, { recursive: true });
+  await writeFile(join(mcpHome, 'config.toml'), '[mcp_servers.demo]\nurl = "https://mcp.example.com/mcp"\n');
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH,
+    HOME: dir,
+    USERPROFILE: dir,
+    XDG_CONFIG_HOME: join(dir, 'xdg'),
+    APPDATA: join(dir, 'appdata'),
+    CODEX_HOME: join(dir, 'codex'),
+    MCP_OAUTH_HOME: mcpHome,
+    MCP_OAUTH_STORE: 'file',
+  };
+  return { dir, env, mcpHome };
+}
+
+/** Per client: how its file looks, where the entry lives, and how to read it back. */
+interface ClientCase {
+  id: ClientId;
+  container: string;
+  /** A file holding one unrelated entry "keep-me", or (with `with: 'demo'`) a different "demo" entry. */
+  existing(withName: string): string;
+  read(text: string): Record<string, any>;
+  expectType?: string;
+}
+
+const jsonCase = (id: ClientId, container: string, expectType?: string): ClientCase => ({
+  id,
+  container,
+  existing: (name) => JSON.stringify({ other: true, [container]: { [name]: { command: 'old-command', args: ['x'] } } }, null, 2) + '\n',
+  read: (text) => JSON.parse(text),
+  ...(expectType ? { expectType } : {}),
+});
+
+const CASES: ClientCase[] = [
+  {
+    id: 'codex',
+    container: 'mcp_servers',
+    existing: (name) => `# my codex settings\nmodel = "o3"\n\n[mcp_servers.${name}]\ncommand = "old-command"\nargs = ["x"]\n`,
+    read: (text) => toml(text),
+  },
+  jsonCase('claude-desktop', 'mcpServers'),
+  jsonCase('cursor', 'mcpServers'),
+  jsonCase('vscode', 'servers', 'stdio'),
+];
+
+function pathOf(id: ClientId, sb: Sandbox): string {
+  return clientConfigPath(id, { platform: process.platform, env: sb.env, homedir: sb.dir });
+}
+
+async function backupsOf(file: string): Promise<string[]> {
+  try {
+    return (await readdir(dirname(file))).filter((f) => f.startsWith(`${basename(file)}.bak-`));
+  } catch {
+    return [];
+  }
+}
+
+function assertProxyEntry(c: ClientCase, doc: Record<string, any>, entryName: string, target: string, mcpHome: string): void {
+  const entry = doc[c.container]?.[entryName];
+  assert.ok(entry, `entry ${entryName} under ${c.container}`);
+  // Absolute paths: GUI clients start servers with a minimal PATH.
+  assert.equal(entry.command, process.execPath);
+  assert.deepEqual(entry.args, [CLI_SCRIPT_PATH, 'proxy', target]);
+  assert.equal(entry.env?.MCP_OAUTH_HOME, mcpHome);
+  if (c.expectType) assert.equal(entry.type, c.expectType);
+}
+
+/** What the CLI does, in process (the CLI itself is run below, once per client and per exit path). */
+function install(sb: Sandbox, client: string, target: string, o: { as?: string; configFile?: string; force?: boolean; print?: boolean } = {}) {
+  return installForCommand({
+    clientName: client,
+    target,
+    ...o,
+    force: Boolean(o.force),
+    print: Boolean(o.print),
+    env: sb.env,
+    home: sb.mcpHome,
+    platform: process.platform,
+    homedir: sb.dir,
+    resolveServer: (nameOrUrl) => resolveServer(nameOrUrl, { env: sb.env }),
+  });
+}
+
+function rejectsWith(exitCode: number, pattern: RegExp) {
+  return (e: unknown) => {
+    assert.ok(isMcpOAuthError(e), String(e));
+    assert.equal(e.exitCode, exitCode);
+    assert.match(`${e.message} ${e.hint ?? ''}`, pattern);
+    return true;
+  };
+}
+
+async function fileIn(sb: Sandbox, sub: string, c: ClientCase, text?: string): Promise<string> {
+  const file = join(sb.dir, sub, c.id === 'codex' ? 'config.toml' : 'mcp.json');
+  await mkdir(dirname(file), { recursive: true });
+  if (text !== undefined) await writeFile(file, text);
+  return file;
+}
+
+describe('install into each client', () => {
+  for (const c of CASES) {
+    describe(c.id, () => {
+      it('writes a valid new file at the default path, creating parent dirs, 0600, no backup', async () => {
+        const sb = await sandbox();
+        const file = pathOf(c.id, sb);
+        const r = await install(sb, c.id, 'demo');
+        assert.equal(r.status, 'created');
+        assert.equal(r.file, file);
+        assertProxyEntry(c, c.read(await readFile(file, 'utf8')), 'demo', 'demo', sb.mcpHome);
+        if (process.platform !== 'win32') assert.equal((await stat(file)).mode & 0o777, 0o600);
+        assert.deepEqual(await backupsOf(file), []);
+      });
+
+      it('keeps the other entries and settings, backs the old file up with its mode, keeps the mode; again → unchanged', async () => {
+        const sb = await sandbox();
+        const before = c.existing('keep-me');
+        const file = await fileIn(sb, 'project', c, before);
+        await chmod(file, 0o664);
+        const r = await install(sb, c.id, 'demo', { configFile: file });
+        assert.equal(r.status, 'created');
+        const doc = c.read(await readFile(file, 'utf8'));
+        assertProxyEntry(c, doc, 'demo', 'demo', sb.mcpHome);
+        assert.deepEqual(doc[c.container]['keep-me'], { command: 'old-command', args: ['x'] });
+        if (c.id === 'codex') {
+          assert.equal(doc.model, 'o3');
+          assert.match(await readFile(file, 'utf8'), /^# my codex settings\n/, 'comments kept');
+          assert.equal(r.commentsDropped, false);
+        } else assert.equal(doc.other, true);
+        const backups = await backupsOf(file);
+        assert.equal(backups.length, 1);
+        assert.equal(r.backup, join(dirname(file), backups[0]));
+        assert.equal(await readFile(r.backup!, 'utf8'), before);
+        if (process.platform !== 'win32') {
+          assert.equal((await stat(r.backup!)).mode & 0o777, 0o664);
+          assert.equal((await stat(file)).mode & 0o777, 0o664);
+        }
+        const after = await readFile(file, 'utf8');
+        const again = await install(sb, c.id, 'demo', { configFile: file });
+        assert.equal(again.status, 'unchanged');
+        assert.equal(await readFile(file, 'utf8'), after);
+        assert.equal((await backupsOf(file)).length, 1);
+      });
+
+      it('--print returns the entry text and writes nothing (no file, no backup, same mtime)', async () => {
+        const sb = await sandbox();
+        const p1 = await install(sb, c.id, 'demo', { print: true });
+        assert.equal(p1.status, 'printed');
+        await assert.rejects(stat(pathOf(c.id, sb)), { code: 'ENOENT' });
+        assertProxyEntry(c, c.read(p1.entryText), 'demo', 'demo', sb.mcpHome);
+
+        const file = await fileIn(sb, 'existing', c, c.existing('demo'));
+        const past = new Date(Date.now() - 3600_000);
+        await utimes(file, past, past);
+        const mtime = (await stat(file)).mtimeMs;
+        // Even with an existing entry and --force: print never writes.
+        const p2 = await install(sb, c.id, 'demo', { print: true, force: true, configFile: file });
+        assert.equal(p2.status, 'printed');
+        assert.equal(await readFile(file, 'utf8'), c.existing('demo'));
+        assert.equal((await stat(file)).mtimeMs, mtime);
+        assert.deepEqual(await backupsOf(file), []);
+      });
+
+      it('an existing, different entry: exit 2 naming --force and the file unchanged; --force replaces it', async () => {
+        const sb = await sandbox();
+        const before = c.existing('demo');
+        const file = await fileIn(sb, 'p', c, before);
+        await assert.rejects(install(sb, c.id, 'demo', { configFile: file }), rejectsWith(2, /--force/));
+        assert.equal(await readFile(file, 'utf8'), before);
+        assert.deepEqual(await backupsOf(file), []);
+
+        const forced = await install(sb, c.id, 'demo', { configFile: file, force: true });
+        assert.equal(forced.status, 'replaced');
+        const doc = c.read(await readFile(file, 'utf8'));
+        assertProxyEntry(c, doc, 'demo', 'demo', sb.mcpHome);
+        assert.deepEqual(Object.keys(doc[c.container]), ['demo']);
+        if (c.id === 'codex') assert.match(await readFile(file, 'utf8'), /^# my codex settings\nmodel = "o3"\n/);
+        else assert.equal(doc.other, true);
+        assert.equal((await backupsOf(file)).length, 1);
+      });
+
+      it('a malformed file: exit 3 naming the file (without quoting it), never overwritten, no backup', async () => {
+        const sb = await sandbox();
+        const broken = c.id === 'codex' ? '[mcp_servers.x\nurl = "secret-ish"\n' : '{ "mcpServers": { "x": { "command": "secret-ish" } ';
+        const file = await fileIn(sb, 'bad', c, broken);
+        await assert.rejects(install(sb, c.id, 'demo', { configFile: file, force: true }), (e) => {
+          rejectsWith(3, /left unchanged/)(e);
+          assert.ok((e as Error).message.includes(file));
+          assert.ok(!(e as Error).message.includes('secret-ish'));
+          return true;
+        });
+        assert.equal(await readFile(file, 'utf8'), broken);
+        assert.deepEqual(await backupsOf(file), []);
+      });
+    });
+  }
+
+  it('client names and aliases; an unknown client is exit 2 listing the known ones', () => {
+    assert.equal(clientFor('Claude').id, 'claude-desktop');
+    assert.equal(clientFor('code').id, 'vscode');
+    assert.throws(() => clientFor('notepad'), rejectsWith(2, /codex, claude-desktop, cursor, vscode/));
+  });
+
+  it('an unknown server name fails before anything is written', async () => {
+    const sb = await sandbox();
+    await assert.rejects(install(sb, 'cursor', 'nope'), rejectsWith(3, /nope/));
+    await assert.rejects(stat(pathOf('cursor', sb)), { code: 'ENOENT' });
+  });
+
+  it('a bare URL: the entry is named by the host, the proxy is given the URL; --as renames', async () => {
+    const sb = await sandbox();
+    const url = 'https://mcp.example.org:8443/mcp';
+    assert.equal((await install(sb, 'claude', url)).entryName, 'mcp-example-org-8443');
+    await install(sb, 'claude', 'demo', { as: 'demo-via-proxy' });
+    await assert.rejects(install(sb, 'claude', 'demo', { as: 'bad name' }), rejectsWith(2, /--as/));
+    const doc = JSON.parse(await readFile(pathOf('claude-desktop', sb), 'utf8'));
+    assert.deepEqual(doc.mcpServers['mcp-example-org-8443'].args, [CLI_SCRIPT_PATH, 'proxy', url]);
+    assert.deepEqual(doc.mcpServers['demo-via-proxy'].args, [CLI_SCRIPT_PATH, 'proxy', 'demo']);
+  });
+
+  it('vscode: a JSONC file (comments, trailing commas) is read, other keys kept, comments dropped is reported', async () => {
+    const sb = await sandbox();
+    const before = '// my servers\n{\n  "servers": {\n    /* keep */ "keep-me": { "type": "http", "url": "https://x.example/mcp", },\n  },\n  "inputs": [],\n}\n';
+    const file = await fileIn(sb, 'ws/.vscode', CASES[3], before);
+    const r = await install(sb, 'vscode', 'demo', { configFile: file });
+    assert.equal(r.commentsDropped, true);
+    assert.equal(await readFile(r.backup!, 'utf8'), before);
+    const doc = JSON.parse(await readFile(file, 'utf8'));
+    assert.deepEqual(doc.servers['keep-me'], { type: 'http', url: 'https://x.example/mcp' });
+    assert.deepEqual(doc.inputs, []);
+    assertProxyEntry(CASES[3], doc, 'demo', 'demo', sb.mcpHome);
+  });
+
+  it('a symlinked config file: the target is rewritten, the link kept', async () => {
+    const sb = await sandbox();
+    const real = await fileIn(sb, 'dotfiles', CASES[2], '{}');
+    const link = pathOf('cursor', sb);
+    await mkdir(dirname(link), { recursive: true });
+    await symlink(real, link);
+    await install(sb, 'cursor', 'demo');
+    assert.ok((await lstat(link)).isSymbolicLink());
+    assertProxyEntry(CASES[2], JSON.parse(await readFile(real, 'utf8')), 'demo', 'demo', sb.mcpHome);
+  });
+});
+
+describe('install through the real CLI', { concurrency: 3 }, () => {
+  for (const c of CASES) {
+    it(`${c.id}: writes the default file and says what to do next`, async () => {
+      const sb = await sandbox();
+      const file = pathOf(c.id, sb);
+      const r = await runCli(['install', c.id, 'demo'], { env: sb.env });
+      assert.equal(r.code, 0, r.stderr);
+      assert.ok(r.stdout.includes(file), 'names the file written');
+      assert.match(r.stdout, /restart/i);
+      assert.match(r.stdout, /mcp-oauth login demo/);
+      assertProxyEntry(c, c.read(await readFile(file, 'utf8')), 'demo', 'demo', sb.mcpHome);
+    });
+  }
+
+  it('--print: stdout is exactly the entry, nothing written; --json', async () => {
+    const sb = await sandbox();
+    const r = await runCli(['install', 'codex', 'demo', '--print'], { env: sb.env });
+    assert.equal(r.code, 0, r.stderr);
+    assertProxyEntry(CASES[0], toml(r.stdout), 'demo', 'demo', sb.mcpHome);
+    await assert.rejects(stat(pathOf('codex', sb)), { code: 'ENOENT' });
+    const j = await runCli(['install', 'cursor', 'demo', '--print', '--json'], { env: sb.env });
+    assert.equal(j.code, 0, j.stderr);
+    const out = JSON.parse(j.stdout);
+    assert.equal(out.status, 'printed');
+    assert.equal(out.written, false);
+    assertProxyEntry(CASES[2], JSON.parse(out.text), 'demo', 'demo', sb.mcpHome);
+    await assert.rejects(stat(pathOf('cursor', sb)), { code: 'ENOENT' });
+  });
+
+  it('exit 2 for an existing entry without --force, exit 3 for a malformed file; files unchanged', async () => {
+    const sb = await sandbox();
+    const existing = await fileIn(sb, 'a', CASES[1], CASES[1].existing('demo'));
+    const r2 = await runCli(['install', 'claude-desktop', 'demo', '--config-file', existing], { env: sb.env });
+    assert.equal(r2.code, 2, r2.stderr);
+    assert.match(r2.stderr, /--force/);
+    assert.equal(await readFile(existing, 'utf8'), CASES[1].existing('demo'));
+    const bad = await fileIn(sb, 'b', CASES[3], '{ nope');
+    const r3 = await runCli(['install', 'vscode', 'demo', '--config-file', bad], { env: sb.env });
+    assert.equal(r3.code, 3, r3.stderr);
+    assert.ok(r3.stderr.includes(bad));
+    assert.equal(await readFile(bad, 'utf8'), '{ nope');
+  });
+
+  it("codex: refuses (even with --force) to replace the url entry the proxy itself reads; --as works", async () => {
+    const sb = await sandbox();
+    const file = pathOf('codex', sb);
+    await mkdir(dirname(file), { recursive: true });
+    const before = '[mcp_servers.notion]\nurl = "https://mcp.notion.example/mcp"\n';
+    await writeFile(file, before);
+    const r = await runCli(['install', 'codex', 'notion', '--force'], { env: sb.env });
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /--as notion-oauth/);
+    assert.equal(await readFile(file, 'utf8'), before);
+    await assert.rejects(install(sb, 'codex', 'notion'), rejectsWith(2, /--as notion-oauth/));
+    const ok = await runCli(['install', 'codex', 'notion', '--as', 'notion-oauth'], { env: sb.env });
+    assert.equal(ok.code, 0, ok.stderr);
+    const doc = toml(await readFile(file, 'utf8'));
+    assert.equal(doc.mcp_servers.notion.url, 'https://mcp.notion.example/mcp');
+    assert.deepEqual(doc.mcp_servers['notion-oauth'].args, [CLI_SCRIPT_PATH, 'proxy', 'notion']);
+    // The proxy must find the server where it lives: CODEX_HOME is passed along.
+    assert.equal(doc.mcp_servers['notion-oauth'].env.CODEX_HOME, sb.env.CODEX_HOME);
+    assert.equal((await resolveServer('notion', { env: sb.env })).url, 'https://mcp.notion.example/mcp');
+  });
+});
+
+describe('install: pure parts', () => {
+  const info = (platform: NodeJS.Platform, env: NodeJS.ProcessEnv): PlatformInfo => ({ platform, env, homedir: '/fallback' });
+
+  it('per-platform config paths', () => {
+    const linux = info('linux', { HOME: '/home/u' });
+    assert.equal(clientConfigPath('claude-desktop', linux), '/home/u/.config/Claude/claude_desktop_config.json');
+    assert.equal(clientConfigPath('vscode', linux), '/home/u/.config/Code/User/mcp.json');
+    assert.equal(clientConfigPath('cursor', linux), '/home/u/.cursor/mcp.json');
+    assert.equal(clientConfigPath('codex', linux), '/home/u/.codex/config.toml');
+    const xdg = info('linux', { HOME: '/home/u', XDG_CONFIG_HOME: '/xdg', CODEX_HOME: '/cx' });
+    assert.equal(clientConfigPath('claude-desktop', xdg), '/xdg/Claude/claude_desktop_config.json');
+    assert.equal(clientConfigPath('vscode', xdg), '/xdg/Code/User/mcp.json');
+    assert.equal(clientConfigPath('codex', xdg), '/cx/config.toml');
+    // XDG spec: a relative XDG_CONFIG_HOME is invalid and ignored.
+    assert.equal(clientConfigPath('vscode', info('linux', { HOME: '/home/u', XDG_CONFIG_HOME: 'rel' })), '/home/u/.config/Code/User/mcp.json');
+    assert.equal(clientConfigPath('cursor', info('linux', {})), '/fallback/.cursor/mcp.json');
+
+    const mac = info('darwin', { HOME: '/Users/u', XDG_CONFIG_HOME: '/xdg' });
+    assert.equal(clientConfigPath('claude-desktop', mac), '/Users/u/Library/Application Support/Claude/claude_desktop_config.json');
+    assert.equal(clientConfigPath('vscode', mac), '/Users/u/Library/Application Support/Code/User/mcp.json');
+    assert.equal(clientConfigPath('cursor', mac), '/Users/u/.cursor/mcp.json');
+
+    const win = info('win32', { USERPROFILE: 'C:\\Users\\u', APPDATA: 'C:\\Users\\u\\AppData\\Roaming' });
+    assert.equal(clientConfigPath('claude-desktop', win), 'C:\\Users\\u\\AppData\\Roaming\\Claude\\claude_desktop_config.json');
+    assert.equal(clientConfigPath('vscode', win), 'C:\\Users\\u\\AppData\\Roaming\\Code\\User\\mcp.json');
+    assert.equal(clientConfigPath('cursor', win), 'C:\\Users\\u\\.cursor\\mcp.json');
+    assert.equal(clientConfigPath('codex', win), 'C:\\Users\\u\\.codex\\config.toml');
+    assert.equal(clientConfigPath('vscode', info('win32', { USERPROFILE: 'C:\\Users\\v' })), 'C:\\Users\\v\\AppData\\Roaming\\Code\\User\\mcp.json');
+  });
+
+  it('stripJsonc drops comments and trailing commas but not look-alikes inside strings', () => {
+    const text = '{ "u": "http://x//y", "c": "/* no */", // yes\n "a": [1, 2,], /* gone */ "q": "\\"," , }';
+    assert.deepEqual(JSON.parse(stripJsonc(text)), { u: 'http://x//y', c: '/* no */', a: [1, 2], q: '",' });
+  });
+
+  it('TOML headers are parsed into key paths', () => {
+    assert.deepEqual(headerPath('[mcp_servers.demo]'), ['mcp_servers', 'demo']);
+    assert.deepEqual(headerPath('  [ mcp_servers . "a.b" ]  # note'), ['mcp_servers', 'a.b']);
+    assert.deepEqual(headerPath("[[x.'y z']]\r"), ['x', 'y z']);
+    assert.equal(headerPath('args = ["a"]'), undefined);
+  });
+
+  const launch = { command: '/n', args: ['/c.js', 'proxy', 'demo'] };
+
+  it('codex: --force replaces the table and its sub-tables in place, comments around kept', () => {
+    const text = '# top\n[mcp_servers.demo]\nurl = "https://a"\n[mcp_servers.demo.env]\nX = "1"\n\n# about other\n[mcp_servers.other]\nurl = "https://b"\n';
+    const edit = applyCodexEntry({ existing: text, file: 'f', entryName: 'demo', launch, force: true });
+    assert.equal(edit.status, 'replaced');
+    assert.equal(edit.commentsDropped, false);
+    assert.equal(
+      edit.text,
+      '# top\n[mcp_servers.demo]\ncommand = "/n"\nargs = ["/c.js", "proxy", "demo"]\n\n# about other\n[mcp_servers.other]\nurl = "https://b"\n',
+    );
+  });
+
+  it('codex: an entry the text edit cannot place (inline table) falls back to a full rewrite that still parses', () => {
+    const text = '# c\nmcp_servers = { other = { url = "https://b" } }\n';
+    const edit = applyCodexEntry({ existing: text, file: 'f', entryName: 'demo', launch, force: false });
+    assert.equal(edit.commentsDropped, true);
+    const doc = toml(edit.text);
+    assert.equal(doc.mcp_servers.other.url, 'https://b');
+    assert.deepEqual(doc.mcp_servers.demo.args, launch.args);
+  });
+
+  it('the CLI script path is the real bin/mcp-oauth.js', () => {
+    assert.equal(CLI_SCRIPT_PATH, cliPath);
+  });
+});
