@@ -1,9 +1,16 @@
 #!/usr/bin/env node
-// mcp-oauth needs Node.js 22.18+ (TypeScript sources run with Node's type stripping).
+// mcp-oauth needs Node.js 22.18+. It runs the compiled JavaScript in dist/ (built by `npm install`
+// through the `prepare` script, or `npm run build`): loading TypeScript through Node's type
+// stripping costs ~0.2 s per start, and the stdio proxy's clients wait for its start-up.
+// MCP_OAUTH_SOURCE=1 runs the TypeScript sources directly (development without a build).
+import { existsSync } from 'node:fs';
+
 const [major, minor] = process.versions.node.split('.').map(Number);
 if (major < 22 || (major === 22 && minor < 18)) {
   process.stderr.write(`mcp-oauth needs Node.js 22.18 or newer; this is ${process.versions.node}.\n`);
   process.exit(1);
 }
-const { main } = await import('../src/cli/main.ts');
+const compiled = new URL('../dist/cli/main.js', import.meta.url);
+const entry = process.env.MCP_OAUTH_SOURCE !== '1' && existsSync(compiled) ? compiled.href : new URL('../src/cli/main.ts', import.meta.url).href;
+const { main } = await import(entry);
 process.exitCode = await main(process.argv.slice(2));

@@ -186,3 +186,20 @@ describe('createAuthenticatedFetch', () => {
     assert.match(rest, /"last":true/);
   });
 });
+
+describe('token audience', () => {
+  test('the token is never sent to another origin than the MCP server', async () => {
+    const { manager } = await setup();
+    let called = false;
+    const recording = async (input: string | URL, init?: RequestInit) => {
+      called = true;
+      return globalThis.fetch(input, init);
+    };
+    const authFetch = createAuthenticatedFetch(manager, { fetch: recording, allowedOrigin: new URL(fake.mcpUrl).origin });
+    await assert.rejects(authFetch('http://127.0.0.1:9/elsewhere', { method: 'POST', body: '{}' }), (e: unknown) => e instanceof McpOAuthError && e.code === 'insecure_url' && /Refusing to send the access token/.test(e.message));
+    assert.equal(called, false, 'no request may leave for the other origin');
+    const ok = await authFetch(fake.mcpUrl, { method: 'POST', body: '{}' });
+    await ok.body?.cancel();
+    assert.equal(called, true);
+  });
+});

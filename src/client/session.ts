@@ -69,7 +69,7 @@ export function createOAuthSession(opts: OAuthSessionOptions): OAuthSession {
     signIn: interactive ? (request) => doSignIn(request) : undefined,
     onEvent: opts.onEvent,
   });
-  const fetch = createAuthenticatedFetch(manager, { fetch: withStaticHeaders(baseFetch, opts.server, env), logger });
+  const fetch = createAuthenticatedFetch(manager, { fetch: withStaticHeaders(baseFetch, opts.server, env), logger, allowedOrigin: new URL(opts.server.url).origin });
   return { manager, fetch, signIn: doSignIn };
 }
 

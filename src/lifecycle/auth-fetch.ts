@@ -56,12 +56,28 @@ async function discard(res: Response): Promise<void> {
 
 export function createAuthenticatedFetch(
   manager: TokenManager,
-  opts: { fetch: FetchLike; maxStepUps?: number; logger?: Logger },
+  opts: {
+    fetch: FetchLike;
+    maxStepUps?: number;
+    logger?: Logger;
+    /** Only requests to this origin get the token (the MCP server's); others are refused. */
+    allowedOrigin?: string;
+  },
 ): FetchLike {
   const maxStepUps = opts.maxStepUps ?? DEFAULT_MAX_STEP_UPS;
   const logger = opts.logger ?? silentLogger;
 
   return async (input, init) => {
+    // RFC 6750 §5.3 / RFC 9700 §4.10: a bearer token is only ever presented to the resource server
+    // it was issued for. A redirect target or an SSE `endpoint` on another origin does not get it.
+    if (opts.allowedOrigin) {
+      const target = new URL(typeof input === 'string' || input instanceof URL ? input : (input as Request).url);
+      if (target.origin !== opts.allowedOrigin) {
+        throw new McpOAuthError('insecure_url', `Refusing to send the access token for ${manager.serverName} to ${target.origin}: it belongs to ${opts.allowedOrigin}.`, {
+          hint: 'check the server URL; a server must not send clients to another origin',
+        });
+      }
+    }
     const body = await replayableBody(init?.body);
     let token = await manager.accessToken();
     let res = await opts.fetch(input, withBearer(init, body, token));

@@ -43,6 +43,8 @@ export class StreamableHttpSession implements Upstream {
   #initializing: Promise<void> | undefined;
   #connectedOnce = false;
   #reinit: Promise<void> | undefined;
+  /** The server forgot the session and the new one is not set up yet. */
+  #lost = false;
   #reinits = 0;
   #listener: AbortController | undefined;
   #order: Promise<void> = Promise.resolve();
@@ -64,6 +66,8 @@ export class StreamableHttpSession implements Upstream {
     // Nothing but initialize may go before the session exists (MCP spec "Lifecycle").
     await this.#initializing;
     await this.#reinit?.catch(() => {});
+    // A re-initialization that failed (e.g. sign-in needed) is tried again before anything else.
+    if (this.#lost) await this.#reinitialize(undefined);
     await this.#exchange(message);
     // MCP spec "Listening for Messages from the Server": the GET stream, once initialized.
     if (isInitializedNotification(message)) this.#startListening();
@@ -95,6 +99,7 @@ export class StreamableHttpSession implements Upstream {
     this.#initialize = message;
     this.#stopListening();
     this.#sessionId = undefined;
+    this.#lost = false;
     const res = await this.#post(message, undefined);
     if (!this.#connectedOnce && (res.status === 400 || res.status === 404 || res.status === 405)) {
       await discardBody(res);
@@ -117,19 +122,21 @@ export class StreamableHttpSession implements Upstream {
    * proxy-owned id, so its answer cannot be mistaken for a client's) and the answer swallowed: the
    * client already has one.
    */
-  #reinitialize(staleSessionId: string): Promise<void> {
+  #reinitialize(staleSessionId: string | undefined): Promise<void> {
     if (this.#sessionId !== staleSessionId && !this.#reinit) return Promise.resolve();
     this.#reinit ??= (async () => {
       const original = this.#initialize;
       if (!original) throw new UpstreamHttpError(404, 'the server forgot the session and the client never initialized');
       this.#stopListening();
       this.#sessionId = undefined;
+      this.#lost = true;
       this.#opts.logger.info('the MCP server forgot the session; initializing a new one');
       const replay = withId(original, `mcp-oauth-proxy-reinitialize-${++this.#reinits}`);
       const res = await this.#post(replay, undefined);
       this.#adoptSession(res);
       await this.#consume(res, replay, requestIds(replay.value)[0]);
       await this.#exchange(notification('notifications/initialized'), false);
+      this.#lost = false;
       this.#startListening();
     })().finally(() => {
       this.#reinit = undefined;
