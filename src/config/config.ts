@@ -82,6 +82,22 @@ export async function listServers(opts: { env: NodeJS.ProcessEnv }): Promise<Ser
   return out;
 }
 
+/** Entries that are stdio servers (`command`): shown by `list` as `unsupported`, never used. */
+export async function listStdioServers(opts: { env: NodeJS.ProcessEnv }): Promise<Array<{ name: string; source: 'config' | 'codex'; command: string }>> {
+  const ours = await readConfigFile(configFilePath(opts.env), 'ours');
+  const codex = await readConfigFile(codexConfigFilePath(opts.env), 'codex');
+  const out: Array<{ name: string; source: 'config' | 'codex'; command: string }> = [];
+  const seen = new Set<string>();
+  for (const [parsed, source] of [[ours, 'config'], [codex, 'codex']] as const) {
+    for (const [name, table] of Object.entries(parsed.data.mcp_servers ?? {})) {
+      if (seen.has(name)) continue;
+      seen.add(name);
+      if (table.command !== undefined) out.push({ name, source, command: String(table.command) });
+    }
+  }
+  return out;
+}
+
 function remoteNames(parsed: ParsedFile): string[] {
   return Object.entries(parsed.data.mcp_servers ?? {})
     .filter(([, t]) => t.url !== undefined && t.command === undefined)

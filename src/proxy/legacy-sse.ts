@@ -21,6 +21,8 @@ import { UpstreamHttpError, bodyExcerpt, discardBody, type Upstream, type Upstre
 
 /** How long a replayed initialize may take before the reconnect is tried again. */
 const REINITIALIZE_TIMEOUT_MS = 15_000;
+/** How long the server may take to name its POST endpoint on a new stream. */
+const ENDPOINT_TIMEOUT_MS = 30_000;
 
 export class LegacySseSession implements Upstream {
   readonly kind = 'sse' as const;
@@ -81,8 +83,12 @@ export class LegacySseSession implements Upstream {
     const base = new URL(this.#opts.url);
     return new Promise<URL>((resolve, reject) => {
       let established = false;
+      // A stream that never names its endpoint must not hold the client's messages forever.
+      const stop = new AbortController();
+      const noEndpoint = setTimeout(() => stop.abort(new Error(`no endpoint event within ${ENDPOINT_TIMEOUT_MS / 1000} s`)), ENDPOINT_TIMEOUT_MS);
+      const signal = AbortSignal.any([this.#closed.signal, stop.signal]);
       const run = async () => {
-        const res = await this.#opts.fetch(base, { method: 'GET', headers: { accept: 'text/event-stream' }, signal: this.#closed.signal });
+        const res = await this.#opts.fetch(base, { method: 'GET', headers: { accept: 'text/event-stream' }, signal });
         if (!res.ok || !isEventStream(res)) {
           const detail = res.ok ? `expected an SSE stream, got ${res.headers.get('content-type') ?? 'no content type'}` : await bodyExcerpt(res);
           await discardBody(res);
@@ -94,6 +100,7 @@ export class LegacySseSession implements Upstream {
             // The bearer token goes wherever this points: only ever to the server's own origin.
             if (endpoint.origin !== base.origin) throw new Error(`the server named an endpoint on another origin (${endpoint.origin})`);
             established = true;
+            clearTimeout(noEndpoint);
             this.#opts.logger.debug('legacy SSE endpoint received');
             resolve(endpoint);
           } else if ((e.event === undefined || e.event === 'message') && e.data) {
@@ -101,13 +108,13 @@ export class LegacySseSession implements Upstream {
           }
         });
       };
-      run().then(
+      run().finally(() => clearTimeout(noEndpoint)).then(
         () => {
           if (!established) reject(new UpstreamHttpError(200, 'the SSE stream ended before the server named its endpoint'));
           this.#dropped(established, new Error('the server closed the stream'));
         },
         (err: unknown) => {
-          if (!established) reject(err);
+          if (!established) reject(stop.signal.aborted ? new UpstreamHttpError(200, String(stop.signal.reason?.message ?? 'no endpoint event')) : err);
           this.#dropped(established, err);
         },
       );

@@ -115,6 +115,9 @@ export function startProxy(opts: ProxyOptions): RunningProxy {
             answerWithError(message, signInError);
             return;
           }
+          // The client cancelled while it waited: the server need not see the request at all.
+          const ids = requestIds(message.value);
+          if (ids.length > 0 && !ids.some((id) => pending.has(id))) return;
           continue;
         }
         answerWithError(message, err);

@@ -97,7 +97,7 @@ export class SignInCoordinator {
               hint: loginCommand(server.name),
             });
           }
-          logger.info('sign-in required; opening the browser', { server: server.name });
+          logger.info('sign-in required; starting the browser sign-in', { server: server.name });
           await (this.#opts.signIn ?? ((n: SignInNeed) => this.#browserSignIn(n)))(need);
           logger.info('signed in', { server: server.name });
         },
@@ -105,7 +105,8 @@ export class SignInCoordinator {
       this.#lastFailure = undefined;
     } catch (err) {
       const error = asSignInFailure(err, server.name);
-      this.#lastFailure = { at: Date.now(), error };
+      // Unreachable servers opened no tab: the next request may try again at once.
+      if (!error.transient) this.#lastFailure = { at: Date.now(), error };
       logger.warn('sign-in did not complete', { server: server.name, code: error.code, reason: error.message });
       throw error;
     }

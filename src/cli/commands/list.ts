@@ -8,14 +8,19 @@ const USAGE = 'mcp-oauth list [--json]';
 export async function run(ctx: CliContext, argv: string[]): Promise<number> {
   const args = parse(ctx, argv, {}, USAGE);
   if (!args) return 0;
-  const { listServers } = await import('../../config/config.ts');
+  const { listServers, listStdioServers } = await import('../../config/config.ts');
   const servers = await listServers({ env: ctx.env });
+  const stdio = await listStdioServers({ env: ctx.env });
   const store = await ctx.store();
   const now = Date.now();
   const states: ServerState[] = [];
   for (const server of servers) {
     const [credential] = server.bearerTokenEnvVar ? [] : await credentialsFor(store, server);
     states.push(describeServer(server, credential, now));
+  }
+  // Codex's stdio entries (a local `command`) have no OAuth for us to manage, as in `codex mcp list`.
+  for (const entry of stdio) {
+    states.push({ server: entry.name, url: `(stdio: ${entry.command})`, source: entry.source, auth_status: 'unsupported', needs_sign_in: false });
   }
   if (ctx.json) {
     printJson(ctx, { servers: states });

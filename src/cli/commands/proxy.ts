@@ -32,6 +32,8 @@ export async function run(ctx: CliContext, argv: string[]): Promise<number> {
   const server = await ctx.server(target);
   const level: LogLevel = ctx.debug ? 'debug' : ((ctx.env.MCP_OAUTH_LOG_LEVEL as LogLevel | undefined) ?? 'info');
   const logger = createLogger({ level, stream: process.stderr, file: proxyLogFile(ctx.home, server.name) });
+  // A long-running server: one failed request must never take the client's tools down with it.
+  process.on('unhandledRejection', (err) => logger.error('unexpected error; the proxy keeps running', { error: err instanceof Error ? err.message : String(err) }));
   try {
     const { fetch, coordinator } = await connect(ctx, target, logger, timeoutSeconds * 1000);
     const { startProxy } = await import('../../proxy/proxy.ts');
