@@ -4,12 +4,15 @@
 // stripping costs ~0.2 s per start, and the stdio proxy's clients wait for its start-up.
 // MCP_OAUTH_SOURCE=1 runs the TypeScript sources directly (development without a build).
 import { existsSync } from 'node:fs';
+import module from 'node:module';
 
 const [major, minor] = process.versions.node.split('.').map(Number);
 if (major < 22 || (major === 22 && minor < 18)) {
   process.stderr.write(`mcp-oauth needs Node.js 22.18 or newer; this is ${process.versions.node}.\n`);
   process.exit(1);
 }
+// Node's on-disk compile cache (V8 code cache) skips re-parsing our modules and zod on every start.
+module.enableCompileCache?.();
 const compiled = new URL('../dist/cli/main.js', import.meta.url);
 const entry = process.env.MCP_OAUTH_SOURCE !== '1' && existsSync(compiled) ? compiled.href : new URL('../src/cli/main.ts', import.meta.url).href;
 const { main } = await import(entry);

@@ -4,7 +4,7 @@
  */
 import { TokenManager, type LifecycleEvent, type SignInRequest } from '../lifecycle/token-manager.ts';
 import { createAuthenticatedFetch } from '../lifecycle/auth-fetch.ts';
-import { signIn, type BrowserMode } from '../signin/flow.ts';
+import type { BrowserMode } from '../signin/flow.ts';
 import type { Credential, CredentialStore, FetchLike, Logger, ServerConfig } from '../types.ts';
 import { silentLogger } from '../types.ts';
 import { canonicalResourceUri } from '../oauth/canonical.ts';
@@ -45,6 +45,8 @@ export function createOAuthSession(opts: OAuthSessionOptions): OAuthSession {
 
   const doSignIn = async (request: Partial<SignInRequest>): Promise<Credential> => {
     if (!interactive) throw new Error('unreachable: sign-in without interactive options');
+    // Loaded on demand: most runs never sign in, and the proxy's start-up should not pay for it.
+    const { signIn } = await import('../signin/flow.ts');
     return signIn({
       server: opts.server,
       store: opts.store,

@@ -3,6 +3,7 @@ import { constants } from 'node:fs';
 import { chmod, copyFile, mkdir, open, realpath, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { McpOAuthError } from '../errors.ts';
+import { writeFileAtomic } from '../store/atomic-write.ts';
 
 /**
  * Reading, backing up and atomically rewriting an MCP client's config file.
@@ -63,45 +64,14 @@ export async function backupFile(file: string, existing: ExistingFile, now: Date
 
 /**
  * Replaces the file so that the client (which may read it at any moment) sees the old or the new
- * content, never a torn write: temp file in the same directory (rename is atomic only within one
- * filesystem), exact mode set on the temp file before rename, fsync, rename, fsync of the dir.
- * Missing parent directories are created (a fresh machine has no ~/.cursor yet).
+ * content, never a torn write, with the mode the old file had. Missing parent directories are
+ * created (a fresh machine has no ~/.cursor yet), with default permissions: they are the client's.
  */
 export async function writeFileKeepingMode(target: string, text: string, mode: number): Promise<void> {
-  const dir = dirname(target);
-  const temp = join(dir, `.${basename(target)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
-  let renamed = false;
   try {
-    await mkdir(dir, { recursive: true });
-    const handle = await open(temp, 'wx', mode);
-    try {
-      // open()'s mode is filtered by the umask; chmod sets the exact bits the old file had.
-      if (process.platform !== 'win32') await handle.chmod(mode);
-      await handle.writeFile(text, 'utf8');
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(temp, target);
-    renamed = true;
-    await syncDir(dir);
+    await writeFileAtomic(target, text, { mode, privateDir: false });
   } catch (e) {
     throw cannot('write', target, e);
-  } finally {
-    if (!renamed) await unlink(temp).catch(() => {});
-  }
-}
-
-async function syncDir(dir: string): Promise<void> {
-  if (process.platform === 'win32') return;
-  let handle;
-  try {
-    handle = await open(dir, 'r');
-    await handle.sync();
-  } catch {
-    // Some filesystems refuse fsync on directories; the rename has still happened.
-  } finally {
-    await handle?.close();
   }
 }
 

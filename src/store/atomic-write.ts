@@ -16,17 +16,24 @@ export async function ensurePrivateDir(dir: string): Promise<void> {
 /**
  * Replaces `file` with `data` so that a reader (or a crash) sees either the old or the new
  * content, never a torn write: temp file in the same directory (same filesystem, so rename is
- * atomic) created 0600 from the start (no window where the secret is readable by others), fsync,
- * rename, fsync of the directory so the rename itself is durable.
+ * atomic) created with its final mode from the start (no window where a secret is readable by
+ * others), fsync, rename, fsync of the directory so the rename itself is durable.
+ *
+ * Defaults are for our own secrets: mode 0600 in an owner-only (0700) directory. Other programs'
+ * files (an MCP client's config) pass their existing `mode` and `privateDir: false`.
  */
-export async function writeFileAtomic(file: string, data: string): Promise<void> {
+export async function writeFileAtomic(file: string, data: string, opts: { mode?: number; privateDir?: boolean } = {}): Promise<void> {
   const dir = dirname(file);
-  await ensurePrivateDir(dir);
+  const mode = opts.mode ?? 0o600;
+  if (opts.privateDir === false) await mkdir(dir, { recursive: true });
+  else await ensurePrivateDir(dir);
   const temp = join(dir, `.${basename(file)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
   let renamed = false;
   try {
-    const handle = await open(temp, 'wx', 0o600);
+    const handle = await open(temp, 'wx', mode);
     try {
+      // open()'s mode is filtered by the umask; chmod sets the exact bits.
+      if (process.platform !== 'win32') await handle.chmod(mode);
       await handle.writeFile(data, 'utf8');
       await handle.sync();
     } finally {

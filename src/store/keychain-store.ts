@@ -1,6 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { AsyncEntry, findCredentialsAsync, type EntryOptions } from '@napi-rs/keyring';
+import type { AsyncEntry, EntryOptions } from '@napi-rs/keyring';
+
+type KeyringModule = typeof import('@napi-rs/keyring');
+let keyringModule: Promise<KeyringModule> | undefined;
+/** Loaded on first use: the native module's loader costs ~70 ms, which a file-store process (and
+ * the proxy's start-up) should not pay. */
+function keyring(): Promise<KeyringModule> {
+  keyringModule ??= import('@napi-rs/keyring');
+  return keyringModule;
+}
 import { McpOAuthError } from '../errors.ts';
 import { redact } from '../secrets.ts';
 import type { ClientRegistration, Credential, CredentialKey, CredentialStore } from '../types.ts';
@@ -48,6 +57,7 @@ export class KeychainCredentialStore implements CredentialStore {
   }
 
   async list(): Promise<Credential[]> {
+    const { findCredentialsAsync } = await keyring();
     const found = await guard('list the keychain entries', [], (signal) => findCredentialsAsync(this.service, null, signal));
     const out: Credential[] = [];
     for (const { account, password } of found) {
@@ -78,12 +88,13 @@ export class KeychainCredentialStore implements CredentialStore {
     return withCredentialLock(this.lockDir, key, fn);
   }
 
-  #entry(account: string): AsyncEntry {
+  async #entry(account: string): Promise<AsyncEntry> {
+    const { AsyncEntry } = await keyring();
     return new AsyncEntry(this.service, account, ENTRY_OPTIONS);
   }
 
   async #readJson<T>(account: string): Promise<T | undefined> {
-    const password = await guard(`read the keychain entry ${account}`, [], (signal) => this.#entry(account).getPassword(signal));
+    const password = await guard(`read the keychain entry ${account}`, [], async (signal) => (await this.#entry(account)).getPassword(signal));
     if (password == null) return undefined;
     try {
       return JSON.parse(password) as T;
@@ -95,11 +106,11 @@ export class KeychainCredentialStore implements CredentialStore {
   }
 
   async #write(account: string, password: string, secrets: Array<string | undefined>): Promise<void> {
-    await guard(`write the keychain entry ${account}`, [password, ...secrets], (signal) => this.#entry(account).setPassword(password, signal));
+    await guard(`write the keychain entry ${account}`, [password, ...secrets], async (signal) => (await this.#entry(account)).setPassword(password, signal));
   }
 
   async #remove(account: string): Promise<void> {
-    await guard(`delete the keychain entry ${account}`, [], (signal) => this.#entry(account).deleteCredential(signal));
+    await guard(`delete the keychain entry ${account}`, [], async (signal) => (await this.#entry(account)).deleteCredential(signal));
   }
 }
 
@@ -142,6 +153,7 @@ export async function probeKeychain(opts: { env?: NodeJS.ProcessEnv; service?: s
   const timeoutMs = opts.timeoutMs ?? 5_000;
   try {
     // The constructor itself throws when the pinned Secret Service is not on the bus.
+    const { AsyncEntry } = await keyring();
     const entry = new AsyncEntry(service, `${PROBE_PREFIX}${process.pid}|${randomBytes(4).toString('hex')}`, ENTRY_OPTIONS);
     await guard('write a probe entry', [], (signal) => entry.setPassword(value, signal), timeoutMs);
     const back = await guard('read the probe entry', [], (signal) => entry.getPassword(signal), timeoutMs);

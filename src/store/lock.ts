@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import lockfile from 'proper-lockfile';
 import { McpOAuthError } from '../errors.ts';
 import type { CredentialKey } from '../types.ts';
 import { ensurePrivateDir } from './atomic-write.ts';
 import { credentialId } from './credential-id.ts';
+import { properLockfile } from './lazy-lockfile.ts';
 
 /**
  * Exclusive locks across async tasks of this process AND across processes.
@@ -42,7 +42,7 @@ export async function withFileLock<T>(lockDir: string, name: string, fn: () => P
     });
     let release: () => Promise<void>;
     try {
-      release = await lockfile.lock(target, {
+      release = await (await properLockfile()).lock(target, {
         realpath: false,
         stale: STALE_MS,
         update: UPDATE_MS,

@@ -8,10 +8,10 @@
  * A lock file under HOME/locks (proper-lockfile: mkdir-atomic, renewed while held, stale when its
  * process died) — never a secret in the name (hashed, see lockPathFor).
  */
-import lockfile from 'proper-lockfile';
 import { McpOAuthError, loginCommand } from '../errors.ts';
 import { ensurePrivateDir } from './atomic-write.ts';
 import { lockPathFor } from './lock.ts';
+import { properLockfile } from './lazy-lockfile.ts';
 
 /** A holder renews every 2 s; a lock not renewed for 10 s belonged to a process that died. */
 const STALE_MS = 10_000;
@@ -47,7 +47,7 @@ export async function withSignInLock<T>(opts: SignInLockOptions, fn: (info: { wa
   let release: () => Promise<void>;
   for (;;) {
     try {
-      release = await lockfile.lock(target, { realpath: false, stale: STALE_MS, update: UPDATE_MS, retries: 0, onCompromised: () => {} });
+      release = await (await properLockfile()).lock(target, { realpath: false, stale: STALE_MS, update: UPDATE_MS, retries: 0, onCompromised: () => {} });
       break;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ELOCKED') {
