@@ -148,6 +148,10 @@ describe('e2e commands', { concurrency: true }, () => {
       assert.equal(sb.counters.tokenRequests.refresh_token, 1);
       assert.deepEqual(sb.counters.tokenRequestLog[0].resource, [sb.mcpUrl]);
       assert.equal(await mcpStatusWith(sb, secondToken), 200);
+      const asJson = JSON.parse(ok(await runCli(['token', 'sb', '--json'], { env: h.env }), 'token --json').stdout);
+      assert.equal(asJson.access_token, secondToken);
+      assert.equal(asJson.token_type, 'Bearer');
+      assert.ok(Date.parse(asJson.expires_at) > Date.now());
       assert.equal((await onlyCredential(h.home)).accessToken, secondToken);
       assert.equal(await browserLaunches(h.browserLog), 1);
       await assertNoSecretsPrinted(h.home, second.stderr);

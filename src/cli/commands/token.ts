@@ -1,15 +1,27 @@
 import { parse, requirePositional, type CliContext } from '../context.ts';
 import { openCommandSession } from '../server-session.ts';
+import { printJson } from '../output.ts';
 
-const USAGE = 'mcp-oauth token NAME|URL';
+const USAGE = 'mcp-oauth token NAME|URL [--json]';
 
 /** Prints a valid access token for scripts (`curl -H "Authorization: Bearer $(mcp-oauth token x)"`).
- * Never opens a browser: when a sign-in is needed it fails with exit code 4 and says so. */
+ * The one command that prints a secret, on purpose, to stdout only. Never opens a browser: when a
+ * sign-in is needed it fails with exit code 4 and says so. */
 export async function run(ctx: CliContext, argv: string[]): Promise<number> {
   const args = parse(ctx, argv, {}, USAGE);
   if (!args) return 0;
   const session = await openCommandSession(ctx, requirePositional(args.positionals, 0, 'server NAME or URL', USAGE), { interactive: false });
   const token = await session.manager.accessToken();
+  if (ctx.json) {
+    const credential = await session.manager.credential();
+    printJson(ctx, {
+      server: session.server.name,
+      access_token: token,
+      token_type: 'Bearer',
+      expires_at: credential?.expiresAt ? new Date(credential.expiresAt).toISOString() : null,
+    });
+    return 0;
+  }
   ctx.out(token);
   return 0;
 }
