@@ -7,7 +7,7 @@
 import { join } from 'node:path';
 import { McpOAuthError } from '../../errors.ts';
 import { createLogger } from '../../log.ts';
-import type { LogLevel } from '../../types.ts';
+import type { LogLevel, ServerConfig } from '../../types.ts';
 import { parse, requirePositional, type CliContext } from '../context.ts';
 
 const USAGE = 'mcp-oauth proxy NAME|URL [--signin-timeout SECONDS] [--debug]';
@@ -35,7 +35,7 @@ export async function run(ctx: CliContext, argv: string[]): Promise<number> {
   // A long-running server: one failed request must never take the client's tools down with it.
   process.on('unhandledRejection', (err) => logger.error('unexpected error; the proxy keeps running', { error: err instanceof Error ? err.message : String(err) }));
   try {
-    const { fetch, coordinator } = await connect(ctx, target, logger, timeoutSeconds * 1000);
+    const { fetch, coordinator } = await connect(ctx, server, target, logger, timeoutSeconds * 1000);
     const { startProxy } = await import('../../proxy/proxy.ts');
     const proxy = startProxy({ server, fetch, coordinator, input: process.stdin, output: process.stdout, logger });
     const onSignal = (signal: NodeJS.Signals) => void proxy.close(signal);
@@ -51,8 +51,7 @@ export async function run(ctx: CliContext, argv: string[]): Promise<number> {
   }
 }
 
-async function connect(ctx: CliContext, target: string, logger: ReturnType<typeof createLogger>, timeoutMs: number) {
-  const server = await ctx.server(target);
+async function connect(ctx: CliContext, server: ServerConfig, target: string, logger: ReturnType<typeof createLogger>, timeoutMs: number) {
   if (server.bearerTokenEnvVar) {
     // A static bearer token (Codex's bearer_token_env_var): nothing to refresh, nobody to sign in.
     const { mcpFetchFor } = await import('../server-session.ts');
