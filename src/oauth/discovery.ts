@@ -3,7 +3,7 @@
  * the authorization server's metadata (RFC 8414 / OpenID Connect Discovery 1.0), in the order the
  * MCP spec 2025-11-25 "Authorization Server Discovery" prescribes. Pure: `fetch` is injected.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { McpOAuthError } from '../errors.ts';
 import type { FetchLike } from '../types.ts';
 import { assertSecureEndpoint, canonicalResourceUri } from './canonical.ts';

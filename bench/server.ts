@@ -1,0 +1,193 @@
+/**
+ * The benchmark's remote MCP server: SDK 1.x `McpServer` behind `StreamableHTTPServerTransport`
+ * (stateful sessions) on 127.0.0.1, protected by one static bearer token (RFC 6750 §2.1 header;
+ * anything else gets 401 with a `WWW-Authenticate: Bearer` challenge, RFC 6750 §3).
+ *
+ * Tools: `echo {text}` and `big {kb}` (a text result of kb KiB). It counts what the proxies do to it
+ * (sessions opened, DELETEs, GET streams, requests outside the MCP path) so the bench can check
+ * "one session per start, DELETE on exit".
+ *
+ * Run as a child process (`node bench/server.ts`, token in $BENCH_TOKEN): it prints one JSON line
+ * `{"url": …}` on stdout and serves its counters at GET /__bench/stats. A separate process keeps the
+ * server's work off the bench driver's event loop.
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { randomUUID } from 'node:crypto';
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
+import { z } from 'zod';
+
+export interface BenchServerStats {
+  /** Every HTTP request, any path. */
+  requests: number;
+  /** Requests answered 401 (no or wrong bearer token). */
+  unauthorized: number;
+  /** MCP sessions created (an initialize that got a session id). */
+  sessionsCreated: number;
+  /** DELETE requests carrying a session id (MCP spec "Session Management": client ends a session). */
+  deletes: number;
+  /** GET requests on the MCP path (standalone SSE streams). */
+  gets: number;
+  /** Requests outside the MCP path (e.g. OAuth discovery probes). */
+  otherPaths: number;
+  /** TCP connections accepted. */
+  connections: number;
+  /** "METHOD /path" of the requests outside the MCP path, with counts. */
+  otherPathsSeen: Record<string, number>;
+}
+
+export interface BenchServer {
+  url: string;
+  /** The server's own process when it runs in a child (for CPU figures); undefined in-process. */
+  pid: number | undefined;
+  stats(): Promise<BenchServerStats>;
+  close(): Promise<void>;
+}
+
+const STATS_PATH = '/__bench/stats';
+const MCP_PATH = '/mcp';
+
+function tools(): McpServer {
+  const server = new McpServer({ name: 'mcp-oauth-bench', version: '0.1.0' });
+  const bigTexts = new Map<number, string>();
+  server.registerTool('echo', { description: 'Echo the text back.', inputSchema: { text: z.string() } }, async ({ text }) => ({
+    content: [{ type: 'text', text }],
+  }));
+  server.registerTool('big', { description: 'A text result of `kb` KiB.', inputSchema: { kb: z.number().int().min(0).max(16384) } }, async ({ kb }) => {
+    let text = bigTexts.get(kb);
+    if (text === undefined) bigTexts.set(kb, (text = 'x'.repeat(kb * 1024)));
+    return { content: [{ type: 'text', text }] };
+  });
+  return server;
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  res.writeHead(status, { 'content-type': 'application/json', ...headers });
+  res.end(JSON.stringify(body));
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  const text = Buffer.concat(chunks).toString('utf8');
+  return text ? JSON.parse(text) : undefined;
+}
+
+/** The server in this process. */
+export async function startBenchServer(opts: { token: string }): Promise<BenchServer> {
+  const counters: BenchServerStats = { requests: 0, unauthorized: 0, sessionsCreated: 0, deletes: 0, gets: 0, otherPaths: 0, connections: 0, otherPathsSeen: {} };
+  const sessions = new Map<string, StreamableHTTPServerTransport>();
+  const expected = `Bearer ${opts.token}`;
+
+  async function handleMcp(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (req.headers.authorization !== expected) {
+      // RFC 6750 §3.1: a missing or wrong token gets 401 and a Bearer challenge (no metadata here).
+      counters.unauthorized += 1;
+      return sendJson(res, 401, { error: 'invalid_token' }, { 'www-authenticate': 'Bearer error="invalid_token"' });
+    }
+    if (req.method === 'GET') counters.gets += 1;
+    const body = req.method === 'POST' ? await readJson(req) : undefined;
+    const sessionId = req.headers['mcp-session-id'];
+    if (typeof sessionId === 'string') {
+      if (req.method === 'DELETE') counters.deletes += 1;
+      const transport = sessions.get(sessionId);
+      // MCP spec "Session Management": an unknown session is 404, the client re-initializes.
+      if (!transport) return sendJson(res, 404, { jsonrpc: '2.0', error: { code: -32001, message: 'Session not found' }, id: null });
+      return transport.handleRequest(req, res, body);
+    }
+    if (req.method !== 'POST' || !isInitializeRequest(body)) {
+      return sendJson(res, 400, { jsonrpc: '2.0', error: { code: -32000, message: 'Bad Request: no valid session ID' }, id: null });
+    }
+    const server = tools();
+    const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
+      sessionIdGenerator: () => randomUUID(),
+      onsessioninitialized: (id) => {
+        counters.sessionsCreated += 1;
+        sessions.set(id, transport);
+      },
+      onsessionclosed: (id) => {
+        sessions.delete(id);
+      },
+    });
+    await server.connect(transport);
+    await transport.handleRequest(req, res, body);
+  }
+
+  const http = createServer((req, res) => {
+    counters.requests += 1;
+    const { pathname } = new URL(req.url ?? '/', 'http://127.0.0.1');
+    if (pathname === STATS_PATH) return sendJson(res, 200, counters);
+    if (pathname !== MCP_PATH) {
+      counters.otherPaths += 1;
+      const what = `${req.method} ${pathname}`;
+      counters.otherPathsSeen[what] = (counters.otherPathsSeen[what] ?? 0) + 1;
+      return sendJson(res, 404, { error: 'not_found' });
+    }
+    handleMcp(req, res).catch((err: unknown) => {
+      if (!res.headersSent) sendJson(res, 500, { jsonrpc: '2.0', error: { code: -32603, message: (err as Error).message }, id: null });
+      else res.destroy();
+    });
+  });
+  http.on('connection', () => (counters.connections += 1));
+  // The proxies hold keep-alive connections and SSE streams; close() must not wait for them.
+  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+  const { port } = http.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}${MCP_PATH}`,
+    pid: undefined,
+    stats: async () => ({ ...counters, otherPathsSeen: { ...counters.otherPathsSeen } }),
+    async close() {
+      for (const transport of sessions.values()) await transport.close().catch(() => {});
+      http.closeAllConnections();
+      await new Promise<void>((resolve) => http.close(() => resolve()));
+    },
+  };
+}
+
+/** The server in a child process (node bench/server.ts); stats over HTTP. */
+export async function startBenchServerProcess(opts: { token: string }): Promise<BenchServer> {
+  const child = spawn(process.execPath, [fileURLToPath(import.meta.url)], {
+    env: { ...process.env, BENCH_TOKEN: opts.token },
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const firstLine = await new Promise<string>((resolve, reject) => {
+    const lines = createInterface({ input: child.stdout });
+    lines.once('line', resolve);
+    child.once('exit', (code) => reject(new Error(`the bench server exited with ${code} before it listened`)));
+  });
+  const { url } = JSON.parse(firstLine) as { url: string };
+  const statsUrl = new URL(STATS_PATH, url).href;
+  return {
+    url,
+    pid: child.pid,
+    async stats() {
+      const res = await fetch(statsUrl);
+      return (await res.json()) as BenchServerStats;
+    },
+    async close() {
+      child.stdin.end();
+      const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+if (import.meta.main) {
+  const token = process.env.BENCH_TOKEN;
+  if (!token) {
+    process.stderr.write('bench/server.ts needs $BENCH_TOKEN\n');
+    process.exit(2);
+  }
+  const server = await startBenchServer({ token });
+  process.stdout.write(JSON.stringify({ url: server.url }) + '\n');
+  // The parent ends our stdin when it is done (or dies): shut down then.
+  process.stdin.resume();
+  process.stdin.once('end', () => void server.close().then(() => process.exit(0)));
+}

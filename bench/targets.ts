@@ -1,0 +1,211 @@
+/**
+ * The three ways to reach the bench server, side by side:
+ * - `floor`: no proxy; the SDK 1.x Client talks Streamable HTTP itself (in a child process for
+ *   cold start and memory, in the bench process for latency and throughput);
+ * - `mcp-oauth`: `mcp-oauth proxy bench`, its credential in a throwaway file store (the real token
+ *   path runs; nothing to sign in);
+ * - `mcp-remote`: `mcp-remote URL --header "Authorization: Bearer …"`.
+ * Both proxies are driven by the SDK 1.x Client over its StdioClientTransport, like a real host.
+ */
+import { spawn } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createInterface } from 'node:readline';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { FileCredentialStore } from '../src/store/file-store.ts';
+import { canonicalResourceUri } from '../src/oauth/canonical.ts';
+
+export type TargetId = 'floor' | 'mcp-oauth' | 'mcp-remote';
+export const TARGETS: readonly TargetId[] = ['floor', 'mcp-oauth', 'mcp-remote'];
+export const TARGET_LABELS: Record<TargetId, string> = { floor: 'floor', 'mcp-oauth': 'mcp-oauth proxy', 'mcp-remote': 'mcp-remote' };
+
+export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
+const MCP_REMOTE = join(repoRoot, 'node_modules', 'mcp-remote', 'dist', 'proxy.js');
+const SERVER_NAME = 'bench';
+/** Any issuer will do: the proxy finds the credential by server name and resource. */
+const ISSUER = 'http://127.0.0.1:1';
+const STDERR_KEEP = 8192;
+
+export interface BenchSetup {
+  url: string;
+  token: string;
+  /** JS entry of the mcp-oauth CLI ($MCP_OAUTH_BENCH_CLI, default bin/mcp-oauth.js). */
+  cli: string;
+  oauthEnv: Record<string, string>;
+  remoteEnv: Record<string, string>;
+  floorEnv: Record<string, string>;
+  cleanup(): Promise<void>;
+}
+
+/** Throwaway homes: mcp-oauth's config + file store with a valid credential; mcp-remote's config dir. */
+export async function prepareSetup(opts: { url: string; token: string; cli: string }): Promise<BenchSetup> {
+  const root = await mkdtemp(join(tmpdir(), 'mcp-oauth-bench-'));
+  const oauthHome = join(root, 'mcp-oauth');
+  const codexHome = join(root, 'codex');
+  await mkdir(oauthHome, { recursive: true, mode: 0o700 });
+  await mkdir(codexHome, { recursive: true });
+  await writeFile(join(oauthHome, 'config.toml'), `[mcp_servers.${SERVER_NAME}]\nurl = ${JSON.stringify(opts.url)}\n`, { mode: 0o600 });
+  const now = Date.now();
+  await new FileCredentialStore(oauthHome).put({
+    key: { serverName: SERVER_NAME, resource: canonicalResourceUri(opts.url), issuer: ISSUER },
+    accessToken: opts.token,
+    refreshToken: 'unused',
+    tokenType: 'Bearer',
+    expiresAt: now + 24 * 3600_000,
+    scopes: [],
+    clientId: 'bench',
+    tokenEndpoint: `${ISSUER}/token`,
+    tokenEndpointAuthMethod: 'none',
+    obtainedAt: now,
+  });
+  // The same minimal environment for every child; nothing points at the real home.
+  const base = { PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}`, HOME: root, NO_COLOR: '1' };
+  return {
+    url: opts.url,
+    token: opts.token,
+    cli: opts.cli,
+    oauthEnv: { ...base, MCP_OAUTH_HOME: oauthHome, MCP_OAUTH_STORE: 'file', CODEX_HOME: codexHome },
+    remoteEnv: { ...base, MCP_REMOTE_CONFIG_DIR: join(root, 'mcp-auth') },
+    floorEnv: { ...base, BENCH_URL: opts.url, BENCH_TOKEN: opts.token },
+    cleanup: () => rm(root, { recursive: true, force: true }),
+  };
+}
+
+export function proxyCommand(target: Exclude<TargetId, 'floor'>, setup: BenchSetup): { args: string[]; env: Record<string, string> } {
+  if (target === 'mcp-oauth') return { args: [setup.cli, 'proxy', SERVER_NAME], env: setup.oauthEnv };
+  // mcp-remote's own flags: a static header instead of its OAuth flow (README "Custom Headers").
+  return { args: [MCP_REMOTE, setup.url, '--header', `Authorization: Bearer ${setup.token}`], env: setup.remoteEnv };
+}
+
+export interface CloseOutcome {
+  /** ms from closing stdin to the process exiting (SDK close: SIGTERM after 2 s, SIGKILL after 4 s). */
+  exitMs: number;
+  /** It exited on its own when stdin closed (within the SDK's 2 s grace). */
+  exitedOnStdinEnd: boolean;
+}
+
+/** A live MCP session through one target. `pid` is the process measured for CPU and memory. */
+export interface Connection {
+  target: TargetId;
+  client: Client;
+  pid: number | undefined;
+  stderr(): string;
+  close(): Promise<CloseOutcome>;
+}
+
+const clientInfo = { name: 'mcp-oauth-bench', version: '0.1.0' };
+
+/** Connects (spawn + initialize + initialized); the floor connects in this process. */
+export async function connect(target: TargetId, setup: BenchSetup): Promise<Connection> {
+  const client = new Client(clientInfo);
+  if (target === 'floor') {
+    const transport = new StreamableHTTPClientTransport(new URL(setup.url), {
+      requestInit: { headers: { Authorization: `Bearer ${setup.token}` } },
+    });
+    await client.connect(transport);
+    return {
+      target,
+      client,
+      pid: undefined,
+      stderr: () => '',
+      async close() {
+        const started = performance.now();
+        await transport.terminateSession().catch(() => {});
+        await client.close();
+        return { exitMs: performance.now() - started, exitedOnStdinEnd: true };
+      },
+    };
+  }
+  const { args, env } = proxyCommand(target, setup);
+  const transport = new StdioClientTransport({ command: process.execPath, args, env, stderr: 'pipe', cwd: repoRoot });
+  let stderr = '';
+  // Always drain stderr: a full pipe would stall a chatty child.
+  transport.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-STDERR_KEEP)));
+  try {
+    await client.connect(transport);
+  } catch (err) {
+    await transport.close().catch(() => {});
+    throw new Error(`${TARGET_LABELS[target]} did not initialize: ${(err as Error).message}\n${stderr}`);
+  }
+  return {
+    target,
+    client,
+    pid: transport.pid ?? undefined,
+    stderr: () => stderr,
+    async close() {
+      const started = performance.now();
+      await client.close();
+      const exitMs = performance.now() - started;
+      return { exitMs, exitedOnStdinEnd: exitMs < 1900 };
+    },
+  };
+}
+
+/**
+ * The floor's cold start: a fresh Node process that loads the SDK client, initializes over
+ * Streamable HTTP and lists tools, reporting each step on stdout; on stdin end it DELETEs its
+ * session (as a well-behaved client would) and exits. Plain JS via --eval: no TypeScript loading.
+ */
+const FLOOR_CHILD = `
+const [{ Client }, { StreamableHTTPClientTransport }] = await Promise.all([
+  import('@modelcontextprotocol/sdk/client/index.js'),
+  import('@modelcontextprotocol/sdk/client/streamableHttp.js'),
+]);
+const transport = new StreamableHTTPClientTransport(new URL(process.env.BENCH_URL), {
+  requestInit: { headers: { Authorization: 'Bearer ' + process.env.BENCH_TOKEN } },
+});
+const client = new Client({ name: 'mcp-oauth-bench-floor', version: '0.1.0' });
+await client.connect(transport);
+process.stdout.write('initialized\\n');
+await client.listTools();
+process.stdout.write('listed\\n');
+process.stdin.resume();
+process.stdin.once('end', async () => {
+  await transport.terminateSession().catch(() => {});
+  await client.close();
+  process.exit(0);
+});
+`;
+
+export interface FloorChild {
+  pid: number | undefined;
+  /** ms from spawn to each step. */
+  initializeMs: number;
+  toolsListMs: number;
+  close(): Promise<CloseOutcome>;
+}
+
+export async function spawnFloorChild(setup: BenchSetup): Promise<FloorChild> {
+  const started = performance.now();
+  const child = spawn(process.execPath, ['--input-type=module', '--eval', FLOOR_CHILD], { env: setup.floorEnv, cwd: repoRoot, stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-STDERR_KEEP)));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const marks: Record<string, number> = {};
+  await new Promise<void>((resolve, reject) => {
+    const lines = createInterface({ input: child.stdout });
+    lines.on('line', (line) => {
+      marks[line] = performance.now() - started;
+      if (line === 'listed') resolve();
+    });
+    void exited.then(() => reject(new Error(`the floor client exited early:\n${stderr}`)));
+  });
+  return {
+    pid: child.pid,
+    initializeMs: marks.initialized,
+    toolsListMs: marks.listed,
+    async close() {
+      const closing = performance.now();
+      child.stdin.end();
+      const killer = setTimeout(() => child.kill('SIGKILL'), 4000);
+      await exited;
+      clearTimeout(killer);
+      const exitMs = performance.now() - closing;
+      return { exitMs, exitedOnStdinEnd: exitMs < 3900 };
+    },
+  };
+}

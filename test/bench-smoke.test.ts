@@ -1,0 +1,114 @@
+// The benchmark harness end to end with tiny counts: the bench server, the three targets (no
+// proxy, `mcp-oauth proxy`, mcp-remote), every figure set, the table and the JSON. No timing is
+// asserted; what is asserted is that every figure was measured and that the proxy opened exactly
+// one session per start and ended it with a DELETE when its stdin closed.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { repoRoot } from './helpers/e2e.ts';
+import { startBenchServer } from '../bench/server.ts';
+
+const FIGURES = [
+  'coldInitializeMs',
+  'coldToolsListMs',
+  'latencyP50Ms',
+  'latencyP99Ms',
+  'throughputCallsPerSecond',
+  'bigResultMs',
+  'idleRssMiB',
+  'sessionsPerStart',
+  'deletesPerExit',
+];
+
+test('the bench server checks the bearer token and counts sessions and DELETEs', async () => {
+  const server = await startBenchServer({ token: 'right-token' });
+  try {
+    const initialize = (auth: string) =>
+      fetch(server.url, {
+        method: 'POST',
+        headers: { authorization: auth, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't', version: '1' } } }),
+      });
+    const denied = await initialize('Bearer wrong-token');
+    assert.equal(denied.status, 401);
+    assert.match(denied.headers.get('www-authenticate') ?? '', /^Bearer /);
+    const ok = await initialize('Bearer right-token');
+    assert.equal(ok.status, 200);
+    await ok.text();
+    const sessionId = ok.headers.get('mcp-session-id');
+    assert.ok(sessionId, 'a session id');
+    const deleted = await fetch(server.url, { method: 'DELETE', headers: { authorization: 'Bearer right-token', 'mcp-session-id': sessionId } });
+    assert.equal(deleted.status, 200);
+    const stats = await server.stats();
+    assert.equal(stats.unauthorized, 1);
+    assert.equal(stats.sessionsCreated, 1);
+    assert.equal(stats.deletes, 1);
+  } finally {
+    await server.close();
+  }
+});
+
+test('npm run bench runs end to end with tiny counts and writes the table and JSON', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'mcp-oauth-bench-smoke-'));
+  try {
+    const out = join(dir, 'latest.json');
+    const env = {
+      ...process.env,
+      BENCH_COLD_RUNS: '1',
+      BENCH_CALLS: '20',
+      BENCH_THROUGHPUT_CALLS: '40',
+      BENCH_CONCURRENCY: '4',
+      BENCH_BIG_RUNS: '2',
+      BENCH_BIG_KB: '16',
+      BENCH_IDLE_MS: '50',
+      BENCH_WARMUP: '2',
+      BENCH_ROUNDS: '2',
+      BENCH_OUT: out,
+    };
+    const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+      const child = spawn(process.execPath, [join(repoRoot, 'bench', 'run.ts')], { env, cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+      let o = '';
+      let e = '';
+      child.stdout.on('data', (d) => (o += d));
+      child.stderr.on('data', (d) => (e += d));
+      const timer = setTimeout(() => child.kill('SIGKILL'), 90_000);
+      child.on('error', reject);
+      child.on('close', (c) => {
+        clearTimeout(timer);
+        resolve({ code: c, stdout: o, stderr: e });
+      });
+    });
+    assert.equal(code, 0, stderr);
+    for (const label of ['cold start → initialize', 'echo latency p50', 'throughput, 4 in flight', '16 KB result round trip', 'proxy CPU per call', 'idle RSS', 'target met?']) {
+      assert.ok(stdout.includes(label), `the table has "${label}":\n${stdout}`);
+    }
+
+    const json = JSON.parse(await readFile(out, 'utf8'));
+    assert.equal(json.machine.node, process.version);
+    assert.equal(json.machine.loadAverageAtStart.length, 3);
+    for (const target of ['floor', 'mcp-oauth', 'mcp-remote']) {
+      for (const figure of FIGURES) {
+        assert.ok(Number.isFinite(json.figures[target][figure]), `${target}.${figure} measured: ${json.figures[target][figure]}`);
+      }
+    }
+    for (const target of ['mcp-oauth', 'mcp-remote']) {
+      assert.ok(Number.isFinite(json.figures[target].addedLatencyP50Ms), `${target} added latency`);
+      if (process.platform === 'linux') {
+        assert.ok(json.figures[target].cpuMsPerCall >= 0, `${target} CPU per call`);
+        assert.ok(json.figures[target].peakRssMiB > 0, `${target} peak RSS`);
+      }
+    }
+    assert.equal(json.targets.length, 5, 'the five targets of the issue are evaluated');
+    // One upstream session per start, ended with DELETE when stdin closes (no probe session).
+    assert.equal(json.figures['mcp-oauth'].sessionsPerStart, 1);
+    assert.equal(json.figures['mcp-oauth'].deletesPerExit, 1);
+    assert.equal(json.figures['mcp-oauth'].extraRequestsPerStart, 0);
+    const markdown = await readFile(join(dir, 'latest.md'), 'utf8');
+    assert.match(markdown, /^\| figure \| floor \| mcp-oauth proxy \| mcp-remote \|/m);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
