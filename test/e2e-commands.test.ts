@@ -9,7 +9,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startSandbox, type Sandbox, type SandboxOptions } from '../src/sandbox/index.ts';
 import { fingerprint } from '../src/secrets.ts';
-import { assertNoSecretsPrinted, browserLaunches, makeHome, readStore, runCli, writeConfig, type CliResult, type TestHome } from './helpers/e2e.ts';
+import { assertNoSecretsPrinted, browserLaunches, makeHome, readStore, runCli, writeConfig, type CliResult, type TestHome, ok, onlyCredential } from './helpers/e2e.ts';
 
 async function withSandboxHome(opts: SandboxOptions, fn: (sb: Sandbox, h: TestHome) => Promise<void>): Promise<void> {
   const sb = await startSandbox(opts);
@@ -23,16 +23,7 @@ async function withSandboxHome(opts: SandboxOptions, fn: (sb: Sandbox, h: TestHo
   }
 }
 
-function ok(r: CliResult, what: string): CliResult {
-  assert.equal(r.code, 0, `${what} exited ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
-  return r;
-}
 
-async function onlyCredential(home: string) {
-  const all = Object.values((await readStore(home)).credentials);
-  assert.equal(all.length, 1, `expected one stored credential, found ${all.length}`);
-  return all[0];
-}
 
 /** An MCP initialize with this bearer token, straight to the sandbox: the HTTP status. */
 async function mcpStatusWith(sb: Sandbox, token: string): Promise<number> {

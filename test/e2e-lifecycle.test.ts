@@ -10,7 +10,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startSandbox, type Sandbox, type SandboxOptions } from '../src/sandbox/index.ts';
-import { assertNoSecretsPrinted, browserLaunches, makeHome, readStore, runCli, writeConfig, type CliResult, type TestHome } from './helpers/e2e.ts';
+import { assertNoSecretsPrinted, browserLaunches, makeHome, readStore, runCli, writeConfig, type CliResult, type TestHome, ok, onlyCredential } from './helpers/e2e.ts';
 
 async function withSignedIn(opts: SandboxOptions, fn: (sb: Sandbox, h: TestHome) => Promise<void>): Promise<void> {
   const sb = await startSandbox(opts);
@@ -26,16 +26,7 @@ async function withSignedIn(opts: SandboxOptions, fn: (sb: Sandbox, h: TestHome)
   }
 }
 
-function ok(r: CliResult, what: string): CliResult {
-  assert.equal(r.code, 0, `${what} exited ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
-  return r;
-}
 
-async function onlyCredential(home: string) {
-  const all = Object.values((await readStore(home)).credentials);
-  assert.equal(all.length, 1, `expected one stored credential, found ${all.length}`);
-  return all[0];
-}
 
 /** What `status --json` and `list --json` must still show after the grant died: everything but a live grant. */
 function assertKeptButNeedsSignIn(state: Record<string, any>, sb: Sandbox, clientId: string): void {

@@ -10,7 +10,7 @@ import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startSandbox, type Sandbox, type SandboxOptions } from '../src/sandbox/index.ts';
-import { assertNoSecretsPrinted, browserLaunches, makeHome, readStore, runCli, writeConfig, type CliResult, type TestHome } from './helpers/e2e.ts';
+import { assertNoSecretsPrinted, browserLaunches, makeHome, readStore, runCli, writeConfig, type CliResult, type TestHome, ok, onlyCredential } from './helpers/e2e.ts';
 
 async function withSandboxHome(opts: SandboxOptions, fn: (sb: Sandbox, h: TestHome) => Promise<void>): Promise<void> {
   const sb = await startSandbox(opts);
@@ -23,18 +23,7 @@ async function withSandboxHome(opts: SandboxOptions, fn: (sb: Sandbox, h: TestHo
   }
 }
 
-function ok(r: CliResult, what: string): CliResult {
-  assert.equal(r.code, 0, `${what} exited ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
-  return r;
-}
 
-/** The one stored credential (the file store keeps them by id). */
-async function onlyCredential(home: string) {
-  const { credentials } = await readStore(home);
-  const all = Object.values(credentials);
-  assert.equal(all.length, 1, `expected one stored credential, found ${all.length}`);
-  return all[0];
-}
 
 /** Checks made on every first sign-in: one browser launch, PKCE S256 + resource + scopes on the
  * authorize request, one authorization_code token request, the credential in a 0600 file in a

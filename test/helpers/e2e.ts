@@ -116,3 +116,16 @@ export async function waitForFile(file: string, timeoutMs = 20_000): Promise<str
     }
   }
 }
+
+/** Asserts the CLI exited 0, showing its output when it did not. */
+export function ok(r: CliResult, what: string): CliResult {
+  assert.equal(r.code, 0, `${what} exited ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+  return r;
+}
+
+/** The one credential in the file store (it keeps them by id). */
+export async function onlyCredential(home: string): Promise<Record<string, any>> {
+  const all = Object.values((await readStore(home)).credentials);
+  assert.equal(all.length, 1, `expected one stored credential, found ${all.length}`);
+  return all[0];
+}
