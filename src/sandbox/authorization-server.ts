@@ -21,7 +21,8 @@ export interface AuthorizationServer {
 export interface AuthorizationServerInit {
   issuer: string;
   mcpUrl: string;
-  options: Required<Pick<SandboxOptions, 'accessTokenTtlSeconds' | 'refreshTokenTtlSeconds' | 'rotateRefreshTokens' | 'googleMode' | 'autoApprove' | 'scopesSupported'>>;
+  options: Required<Pick<SandboxOptions, 'accessTokenTtlSeconds' | 'refreshTokenTtlSeconds' | 'rotateRefreshTokens' | 'googleMode' | 'autoApprove' | 'scopesSupported'>> &
+    Pick<SandboxOptions, 'googleClientSecret'>;
   state: SandboxState;
 }
 
@@ -51,7 +52,7 @@ export async function createAuthorizationServer(init: AuthorizationServerInit): 
   const offlineGrants = new Set<string>();
 
   const googleClient = options.googleMode
-    ? { clientId: `sandbox-google-${randomBytes(6).toString('hex')}.apps.example`, clientSecret: randomBytes(24).toString('base64url') }
+    ? { clientId: `sandbox-google-${randomBytes(6).toString('hex')}.apps.example`, clientSecret: options.googleClientSecret ?? randomBytes(24).toString('base64url') }
     : undefined;
 
   const provider = new Provider(issuer, {

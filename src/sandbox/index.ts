@@ -38,6 +38,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     rotateRefreshTokens: opts.rotateRefreshTokens ?? !googleMode,
     googleMode,
     autoApprove: opts.autoApprove ?? true,
+    googleClientSecret: opts.googleClientSecret,
     // Google does not know offline_access (it uses access_type=offline instead).
     scopesSupported: opts.scopesSupported ?? (googleMode ? DEFAULT_SCOPES.filter((s) => s !== 'offline_access') : DEFAULT_SCOPES),
   };

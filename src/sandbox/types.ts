@@ -9,6 +9,9 @@ export interface SandboxOptions {
   rotateRefreshTokens?: boolean;
   /** Behave like Google: no DCR (a pre-registered client), refresh token only with access_type=offline AND prompt=consent. */
   googleMode?: boolean;
+  /** googleMode: the pre-registered client's secret (default: random). Lets a CLI user, who never
+   * sees a secret printed, choose it: `mcp-oauth sandbox --google --google-client-secret-env VAR`. */
+  googleClientSecret?: string;
   /** Default true: login + consent complete without UI. false: real HTML login (demo/demo) and consent pages. */
   autoApprove?: boolean;
   /** Default ['mcp:tools', 'mcp:admin', 'offline_access'] (openid is always added). */

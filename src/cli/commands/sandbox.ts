@@ -4,7 +4,7 @@ import { McpOAuthError } from '../../errors.ts';
 import { printJson } from '../output.ts';
 
 const USAGE =
-  'mcp-oauth sandbox [--access-ttl SECONDS] [--refresh-ttl SECONDS] [--no-rotate] [--google] [--login-pages] [--port N] [--mcp-port N] [--json]';
+  'mcp-oauth sandbox [--access-ttl SECONDS] [--refresh-ttl SECONDS] [--no-rotate] [--google [--google-client-secret-env VAR]] [--login-pages] [--port N] [--mcp-port N] [--json]';
 
 function seconds(value: unknown, flag: string): number | undefined {
   if (value === undefined) return undefined;
@@ -24,6 +24,7 @@ export async function run(ctx: CliContext, argv: string[]): Promise<number> {
       'refresh-ttl': { type: 'string' },
       'no-rotate': { type: 'boolean' },
       google: { type: 'boolean' },
+      'google-client-secret-env': { type: 'string' },
       'login-pages': { type: 'boolean' },
       port: { type: 'string' },
       'mcp-port': { type: 'string' },
@@ -32,12 +33,17 @@ export async function run(ctx: CliContext, argv: string[]): Promise<number> {
   );
   if (!args) return 0;
   const v = args.values as Record<string, string | boolean | undefined>;
+  const secretEnv = v['google-client-secret-env'] as string | undefined;
+  if (secretEnv && !ctx.env[secretEnv]) {
+    throw new McpOAuthError('usage', `--google-client-secret-env names $${secretEnv}, which is not set`, { hint: `export ${secretEnv}=some-secret` });
+  }
   const { startSandbox } = await import('../../sandbox/index.ts');
   const sandbox = await startSandbox({
     accessTokenTtlSeconds: seconds(v['access-ttl'], '--access-ttl'),
     refreshTokenTtlSeconds: seconds(v['refresh-ttl'], '--refresh-ttl'),
     rotateRefreshTokens: !v['no-rotate'],
     googleMode: Boolean(v.google),
+    googleClientSecret: secretEnv ? ctx.env[secretEnv] : undefined,
     autoApprove: !v['login-pages'],
     port: v.port === undefined ? undefined : Number(v.port),
     mcpPort: v['mcp-port'] === undefined ? undefined : Number(v['mcp-port']),
@@ -48,7 +54,14 @@ export async function run(ctx: CliContext, argv: string[]): Promise<number> {
     ctx.out(`Sandbox running on 127.0.0.1:`);
     ctx.out(`  authorization server  ${sandbox.issuer}`);
     ctx.out(`  MCP server            ${sandbox.mcpUrl}`);
-    if (sandbox.googleClient) ctx.out(`  Google mode: pre-registered client_id ${sandbox.googleClient.clientId} (secret printed nowhere; see --help)`);
+    if (sandbox.googleClient) {
+      ctx.out(`  Google mode: pre-registered client_id ${sandbox.googleClient.clientId}`);
+      ctx.out(
+        secretEnv
+          ? `  Its secret is $${secretEnv}: mcp-oauth add gsandbox ${sandbox.mcpUrl} --client-id ${sandbox.googleClient.clientId} --client-secret-env ${secretEnv} --provider google`
+          : '  Its secret is random and printed nowhere; pass --google-client-secret-env VAR to choose it.',
+      );
+    }
     ctx.out(`Type "revoke", "counters" or "drop-sessions" here; Ctrl-C to stop.`);
     ctx.out(`Next, in another terminal: mcp-oauth login ${sandbox.mcpUrl}`);
   }
