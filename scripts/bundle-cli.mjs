@@ -19,6 +19,8 @@ await build({
   // Native addons, the sandbox's authorization server and the MCP SDKs stay ordinary imports:
   // they are loaded lazily by the commands that need them, never on the proxy's hot path.
   external: ['@napi-rs/keyring', 'oidc-provider', 'playwright-core', '@modelcontextprotocol/*', 'open', 'jose'],
+  // jsonc-parser's default entry is UMD with runtime require()s of its own files; use its ESM build.
+  alias: { 'jsonc-parser': 'jsonc-parser/lib/esm/main.js' },
   // proper-lockfile and its helpers are CommonJS and call require() for Node built-ins.
   banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" },
   logLevel: 'warning',

@@ -15,7 +15,16 @@ import { CLI_SCRIPT_PATH, clientConfigPath, clientFor, installForCommand, type C
 import { resolveServer } from '../src/config/config.ts';
 import { isMcpOAuthError } from '../src/errors.ts';
 import { applyCodexEntry, headerPath } from '../src/install/codex.ts';
-import { stripJsonc } from '../src/install/json-config.ts';
+import { parse as parseJsonc, type ParseError } from 'jsonc-parser';
+import { applyJsonEntry, lineColumn } from '../src/install/json-config.ts';
+
+/** JSONC → plain data, as VS Code reads it; a parse error fails the test. */
+function jsonc(text: string): Record<string, any> {
+  const errors: ParseError[] = [];
+  const doc = parseJsonc(text, errors, { allowTrailingComma: true, disallowComments: false });
+  assert.deepEqual(errors, [], 'parses as JSONC');
+  return JSON.parse(JSON.stringify(doc));
+}
 
 /** TOML → plain JSON data (smol-toml's tables have a null prototype, which deepStrictEqual minds). */
 function toml(text: string): Record<string, any> {
@@ -167,8 +176,14 @@ describe('install into each client', () => {
         if (c.id === 'codex') {
           assert.equal(doc.model, 'o3');
           assert.match(await readFile(file, 'utf8'), /^# my codex settings\n/, 'comments kept');
-          assert.equal(r.commentsDropped, false);
-        } else assert.equal(doc.other, true);
+        } else {
+          assert.equal(doc.other, true);
+          // Only an insertion: the old text is the new one's head and tail, byte for byte.
+          const text = await readFile(file, 'utf8');
+          const tail = '\n  }\n}\n';
+          assert.ok(text.startsWith(before.slice(0, -tail.length)) && text.endsWith(tail), text);
+        }
+        assert.equal(r.commentsDropped, false);
         const backups = await backupsOf(file);
         assert.equal(backups.length, 1);
         assert.equal(r.backup, join(dirname(file), backups[0]));
@@ -228,6 +243,7 @@ describe('install into each client', () => {
         await assert.rejects(install(sb, c.id, 'demo', { configFile: file, force: true }), (e) => {
           rejectsWith(3, /left unchanged/)(e);
           assert.ok((e as Error).message.includes(file));
+          if (c.id !== 'codex') assert.match((e as Error).message, /line 1, column \d+/);
           assert.ok(!(e as Error).message.includes('secret-ish'));
           return true;
         });
@@ -260,17 +276,39 @@ describe('install into each client', () => {
     assert.deepEqual(doc.mcpServers['demo-via-proxy'].args, [CLI_SCRIPT_PATH, 'proxy', 'demo']);
   });
 
-  it('vscode: a JSONC file (comments, trailing commas) is read, other keys kept, comments dropped is reported', async () => {
+  it('vscode: a JSONC file keeps its comments, trailing commas and other keys byte for byte; only the entry is added', async () => {
     const sb = await sandbox();
-    const before = '// my servers\n{\n  "servers": {\n    /* keep */ "keep-me": { "type": "http", "url": "https://x.example/mcp", },\n  },\n  "inputs": [],\n}\n';
+    const head =
+      '// my comment\n{\n  "servers": {\n    /* block */ "keep-me": { "type": "http", "url": "https://x.example/mcp", },';
+    const tail = '\n    // "old": { "command": "x" },\n  },\n  "inputs": [], // prompts\n}\n';
+    const before = head + tail;
     const file = await fileIn(sb, 'ws/.vscode', CASES[3], before);
     const r = await install(sb, 'vscode', 'demo', { configFile: file });
-    assert.equal(r.commentsDropped, true);
+    assert.equal(r.status, 'created');
+    assert.equal(r.commentsDropped, false);
     assert.equal(await readFile(r.backup!, 'utf8'), before);
-    const doc = JSON.parse(await readFile(file, 'utf8'));
+    const after = await readFile(file, 'utf8');
+    assert.ok(after.startsWith(head), after);
+    assert.ok(after.endsWith(tail), after);
+    const inserted = after.slice(head.length, after.length - tail.length);
+    assert.match(inserted, /^\n    "demo": \{\n      "type": "stdio",\n/, 'laid out in the file\'s indentation');
+    const doc = jsonc(after);
     assert.deepEqual(doc.servers['keep-me'], { type: 'http', url: 'https://x.example/mcp' });
+    assert.deepEqual(Object.keys(doc.servers), ['keep-me', 'demo']);
     assert.deepEqual(doc.inputs, []);
     assertProxyEntry(CASES[3], doc, 'demo', 'demo', sb.mcpHome);
+
+    // --force on a different entry: only its value changes; the comments around it stay.
+    const forcedBefore = '{\n  // mine\n  "servers": {\n    "demo": { "command": "old" }, // was here\n    /* next */ "b": 1,\n  }\n}\n';
+    await writeFile(file, forcedBefore);
+    const forced = await install(sb, 'vscode', 'demo', { configFile: file, force: true });
+    assert.equal(forced.status, 'replaced');
+    const forcedAfter = await readFile(file, 'utf8');
+    const [pre, post] = forcedBefore.split('{ "command": "old" }');
+    assert.ok(forcedAfter.startsWith(pre) && forcedAfter.endsWith(post), forcedAfter);
+    const forcedDoc = jsonc(forcedAfter);
+    assertProxyEntry(CASES[3], forcedDoc, 'demo', 'demo', sb.mcpHome);
+    assert.equal(forcedDoc.servers.b, 1);
   });
 
   it('a symlinked config file: the target is rewritten, the link kept', async () => {
@@ -328,6 +366,21 @@ describe('install through the real CLI', { concurrency: 3 }, () => {
     assert.equal(await readFile(bad, 'utf8'), '{ nope');
   });
 
+  it('vscode --json on a JSONC file: written, comments_dropped false, the comments still in the file', async () => {
+    const sb = await sandbox();
+    const before = '// my comment\n{\n  /* block */\n  "servers": {},\n}\n';
+    const file = await fileIn(sb, 'c/.vscode', CASES[3], before);
+    const r = await runCli(['install', 'vscode', 'demo', '--config-file', file, '--json'], { env: sb.env });
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout);
+    assert.equal(out.written, true);
+    assert.equal(out.comments_dropped, false);
+    const after = await readFile(file, 'utf8');
+    assert.ok(after.startsWith('// my comment\n{\n  /* block */\n  "servers": {\n    "demo": {\n'), after);
+    assert.ok(after.endsWith('\n  },\n}\n'), after);
+    assertProxyEntry(CASES[3], jsonc(after), 'demo', 'demo', sb.mcpHome);
+  });
+
   it("codex: refuses (even with --force) to replace the url entry the proxy itself reads; --as works", async () => {
     const sb = await sandbox();
     const file = pathOf('codex', sb);
@@ -380,9 +433,48 @@ describe('install: pure parts', () => {
     assert.equal(clientConfigPath('vscode', info('win32', { USERPROFILE: 'C:\\Users\\v' })), 'C:\\Users\\v\\AppData\\Roaming\\Code\\User\\mcp.json');
   });
 
-  it('stripJsonc drops comments and trailing commas but not look-alikes inside strings', () => {
-    const text = '{ "u": "http://x//y", "c": "/* no */", // yes\n "a": [1, 2,], /* gone */ "q": "\\"," , }';
-    assert.deepEqual(JSON.parse(stripJsonc(text)), { u: 'http://x//y', c: '/* no */', a: [1, 2], q: '",' });
+  const entry = { command: '/n', args: ['/c.js', 'proxy', 'demo'] };
+  const jsonEdit = (existing: string, force = false) =>
+    applyJsonEntry({ existing, file: '/cfg/mcp.json', containerKey: 'servers', entryName: 'demo', entry, force, clientTitle: 'VS Code' });
+
+  it('JSON edit: tabs, CRLF and a BOM are kept; a comment after the last member stays on its line', () => {
+    const tabs = jsonEdit('\uFEFF{\r\n\t"servers": {\r\n\t\t"a": 1 // note\r\n\t}\r\n}\r\n');
+    assert.equal(
+      tabs.text,
+      '\uFEFF{\r\n\t"servers": {\r\n\t\t"a": 1, // note\r\n\t\t"demo": {\r\n\t\t\t"command": "/n",\r\n\t\t\t"args": [\r\n\t\t\t\t"/c.js",\r\n\t\t\t\t"proxy",\r\n\t\t\t\t"demo"\r\n\t\t\t]\r\n\t\t}\r\n\t}\r\n}\r\n',
+    );
+    assert.equal(tabs.status, 'created');
+  });
+
+  it('JSON edit: a missing, empty, null or commented-out-only container gets the entry; nothing else moves', () => {
+    const four = '{\n    "other": true\n}\n';
+    assert.equal(jsonEdit(four).text, '{\n    "other": true,\n    "servers": {\n        "demo": {\n            "command": "/n",\n            "args": [\n                "/c.js",\n                "proxy",\n                "demo"\n            ]\n        }\n    }\n}\n');
+    const emptyDoc = jsonc(jsonEdit('{\n  "servers": {}\n}\n').text);
+    assert.deepEqual(emptyDoc, { servers: { demo: entry } });
+    assert.deepEqual(jsonc(jsonEdit('{"servers": null, "x": 1}').text), { servers: { demo: entry }, x: 1 });
+    const commented = jsonEdit('{\n  "servers": {\n    // "old": {}\n  }\n}\n').text;
+    assert.ok(commented.startsWith('{\n  "servers": {\n    // "old": {}\n    "demo": {\n'), commented);
+    assert.deepEqual(jsonc(commented), { servers: { demo: entry } });
+    // A new (or blank) file is just the entry, pretty-printed, with a trailing newline.
+    assert.equal(jsonEdit(' \n').text, JSON.stringify({ servers: { demo: entry } }, null, 2) + '\n');
+    const same = '{ "servers": { "demo": { "args": ["/c.js", "proxy", "demo"], "command": "/n" } } } // mine';
+    assert.deepEqual(jsonEdit(same), { text: same, status: 'unchanged', commentsDropped: false });
+  });
+
+  it('JSON edit: malformed files name line and column (never the content); shapes it cannot edit are refused', () => {
+    const refuses = (text: string, pattern: RegExp, force = false) =>
+      assert.throws(() => jsonEdit(text, force), (e: unknown) => {
+        rejectsWith(3, pattern)(e);
+        assert.ok(!(e as Error).message.includes('secret'));
+        return true;
+      });
+    refuses('{\n  "a": "secret"\n  "b": 2\n}', /\/cfg\/mcp\.json: not valid JSON \(line 3, column 3: CommaExpected\)/);
+    refuses('// only a comment\n', /not valid JSON \(line 2, column 1/);
+    refuses('["secret"]', /top level must be a JSON object/);
+    refuses('{"servers": ["secret"]}', /"servers" must be a JSON object/);
+    // Duplicate keys: the edit would land on the copy that does not count; refused, not guessed.
+    refuses('{"servers": {"demo": "secret", "demo": 2}}', /duplicate keys/, true);
+    assert.deepEqual(lineColumn('ab\ncd', 4), { line: 2, column: 2 });
   });
 
   it('TOML headers are parsed into key paths', () => {

@@ -1,14 +1,18 @@
 import { isDeepStrictEqual } from 'node:util';
+import { applyEdits, findNodeAtLocation, getNodeValue, parseTree, printParseErrorCode, type Edit, type Node, type ParseError } from 'jsonc-parser';
 import { McpOAuthError } from '../errors.ts';
 import type { EntryEdit } from './client.ts';
 
 /**
  * Editing the JSON config files of Claude Desktop, Cursor and VS Code: one object of servers
- * under `containerKey` ("mcpServers", or "servers" for VS Code), every other key kept as is.
+ * under `containerKey` ("mcpServers", or "servers" for VS Code), everything else kept.
  *
- * VS Code's mcp.json is JSONC (comments, trailing commas). Plain JSON.parse is tried first; if it
- * fails, comments and trailing commas are stripped and the parse retried. The rewritten file is
- * plain JSON: COMMENTS ARE NOT PRESERVED (the caller reports it, and the backup keeps them).
+ * VS Code's mcp.json is JSONC (comments, trailing commas); the others are read the same way.
+ * The file is parsed with jsonc-parser (the parser VS Code itself uses) and edited as TEXT: one
+ * insertion (or, with --force, one replacement of the old entry's value), laid out in the file's
+ * own indentation and line endings. Every byte outside the entry is kept: comments, key order,
+ * formatting. (jsonc-parser's `modify` with formattingOptions is not used for the edit: its range
+ * formatter also rewrites the neighbouring line, e.g. expands a one-line sibling entry.)
  */
 export function applyJsonEntry(opts: {
   existing: string | undefined;
@@ -20,115 +24,160 @@ export function applyJsonEntry(opts: {
   clientTitle: string;
 }): EntryEdit {
   const { file, containerKey, entryName, entry } = opts;
-  const existingText = (opts.existing ?? '').replace(/^\uFEFF/, '');
-  const { doc, commentsDropped } = existingText.trim() ? parseJsonConfig(existingText, file) : { doc: {}, commentsDropped: false };
-  const container = doc[containerKey] ?? {};
-  if (!isPlainObject(container)) {
-    throw malformed(file, `"${containerKey}" must be a JSON object of servers`);
-  }
+  const bom = opts.existing?.startsWith('\uFEFF') ? '\uFEFF' : '';
+  const text = (opts.existing ?? '').slice(bom.length);
+  if (!text.trim()) return { text: renderJsonEntry(containerKey, entryName, entry), status: 'created', commentsDropped: false };
+
+  const root = parseJsonConfig(text, file);
+  const style = detectStyle(text);
+  const container = findNodeAtLocation(root, [containerKey]);
   let status: EntryEdit['status'] = 'created';
-  if (Object.hasOwn(container, entryName)) {
-    if (isDeepStrictEqual(container[entryName], entry)) return { text: opts.existing ?? '', status: 'unchanged', commentsDropped: false };
-    if (!opts.force) throw entryExists(file, `"${containerKey}"."${entryName}"`, entryName, opts.clientTitle);
-    status = 'replaced';
+  let edits: Edit[];
+  if (!container) {
+    edits = insertProperty(text, root, containerKey, { [entryName]: entry }, style);
+  } else if (container.type === 'null') {
+    // `"servers": null` reads as "no servers" (as before): the null becomes the object.
+    edits = [replaceValue(text, container, root, { [entryName]: entry }, style)];
+  } else if (container.type !== 'object') {
+    throw malformed(file, `"${containerKey}" must be a JSON object of servers`);
+  } else {
+    const current = findNodeAtLocation(container, [entryName]);
+    if (current) {
+      if (isDeepStrictEqual(plain(getNodeValue(current)), entry)) return { text: opts.existing ?? '', status: 'unchanged', commentsDropped: false };
+      if (!opts.force) throw entryExists(file, `"${containerKey}"."${entryName}"`, entryName, opts.clientTitle);
+      status = 'replaced';
+      edits = [replaceValue(text, current, container, entry, style)];
+    } else {
+      edits = insertProperty(text, container, entryName, entry, style);
+    }
   }
-  // defineProperty, not assignment: a key like "__proto__" must stay a plain key.
-  Object.defineProperty(container, entryName, { value: entry, enumerable: true, writable: true, configurable: true });
-  doc[containerKey] = container;
-  return { text: JSON.stringify(doc, null, detectIndent(existingText)) + '\n', status, commentsDropped };
+  const next = applyEdits(text, edits);
+  // The edit is text surgery: check that the result reads back as exactly the old document with
+  // the entry set (duplicate keys, say, would make it land where it does not count).
+  if (!sameDocument(next, expectedDocument(root, containerKey, entryName, entry))) {
+    throw malformed(file, `the entry could not be placed under "${containerKey}" without changing other settings (duplicate keys?)`);
+  }
+  return { text: bom + next, status, commentsDropped: false };
 }
 
-/** The snippet --print shows: a complete JSON document with just the new entry. */
+/** The snippet --print shows (and a new file's text): a JSON document with just the new entry. */
 export function renderJsonEntry(containerKey: string, entryName: string, entry: Record<string, unknown>): string {
   return JSON.stringify({ [containerKey]: { [entryName]: entry } }, null, 2) + '\n';
 }
 
-export function parseJsonConfig(text: string, file: string): { doc: Record<string, unknown>; commentsDropped: boolean } {
-  let doc: unknown;
-  let commentsDropped = false;
-  try {
-    doc = JSON.parse(text);
-  } catch (first) {
-    const stripped = stripJsonc(text);
-    try {
-      doc = JSON.parse(stripped);
-      commentsDropped = true;
-    } catch {
-      // Only the position: JSON.parse's message quotes the file, which may hold API keys.
-      const where = /line (\d+) column (\d+)/.exec((first as Error).message);
-      throw malformed(file, `not valid JSON${where ? ` (line ${where[1]}, column ${where[2]})` : ''}`);
-    }
+const PARSE_OPTIONS = { allowTrailingComma: true, disallowComments: false, allowEmptyContent: false };
+
+/**
+ * Parses a JSON / JSONC config into jsonc-parser's syntax tree (offsets kept for the edit).
+ * Any parse error is a malformed file: named by line and column only, never quoting the text
+ * (config files hold API keys and tokens).
+ */
+export function parseJsonConfig(text: string, file: string): Node {
+  const errors: ParseError[] = [];
+  const root = parseTree(text, errors, PARSE_OPTIONS);
+  if (errors.length > 0) {
+    const { error, offset } = errors[0];
+    const { line, column } = lineColumn(text, offset);
+    throw malformed(file, `not valid JSON (line ${line}, column ${column}: ${printParseErrorCode(error)})`);
   }
-  if (!isPlainObject(doc)) throw malformed(file, 'the top level must be a JSON object');
-  return { doc, commentsDropped };
+  if (!root || root.type !== 'object') throw malformed(file, 'the top level must be a JSON object');
+  return root;
 }
 
-/** JSONC → JSON: drops // and /* *\/ comments, then trailing commas, outside strings; newlines kept. */
-export function stripJsonc(text: string): string {
-  return dropTrailingCommas(dropComments(text));
+/** 1-based line and column (UTF-16 units) of a 0-based offset. */
+export function lineColumn(text: string, offset: number): { line: number; column: number } {
+  const before = text.slice(0, offset);
+  const lineStart = before.lastIndexOf('\n') + 1;
+  return { line: before.split('\n').length, column: offset - lineStart + 1 };
 }
 
-function dropComments(text: string): string {
-  let out = '';
-  let i = 0;
-  while (i < text.length) {
-    const c = text[i];
-    if (c === '"') {
-      const j = stringEnd(text, i);
-      out += text.slice(i, j);
-      i = j;
-    } else if (c === '/' && text[i + 1] === '/') {
-      while (i < text.length && text[i] !== '\n') i++;
-    } else if (c === '/' && text[i + 1] === '*') {
-      const end = text.indexOf('*/', i + 2);
-      const comment = text.slice(i, end < 0 ? text.length : end + 2);
-      out += comment.replace(/[^\n]/g, '');
-      i += comment.length;
-    } else {
-      out += c;
-      i++;
-    }
-  }
-  return out;
+interface Style {
+  /** One indentation level: a tab or N spaces (2 when the file shows none). */
+  unit: string;
+  eol: '\n' | '\r\n';
 }
 
-function dropTrailingCommas(text: string): string {
-  let out = '';
-  let i = 0;
-  while (i < text.length) {
-    const c = text[i];
-    if (c === '"') {
-      const j = stringEnd(text, i);
-      out += text.slice(i, j);
-      i = j;
-      continue;
-    }
-    if (c === ',') {
-      let j = i + 1;
-      while (j < text.length && /\s/.test(text[j])) j++;
-      if (text[j] === '}' || text[j] === ']') {
-        i++;
-        continue;
-      }
-    }
-    out += c;
-    i++;
-  }
-  return out;
-}
-
-/** Index just past the JSON string starting at `start` (a quote), skipping escapes. */
-function stringEnd(text: string, start: number): number {
-  let j = start + 1;
-  while (j < text.length && text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
-  return Math.min(j + 1, text.length);
-}
-
-/** Keeps the file's indentation style (tabs or N spaces); 2 spaces for a new file. */
-function detectIndent(text: string): string | number {
+/** Keeps the file's indentation (tabs or N spaces) and line endings. */
+function detectStyle(text: string): Style {
   const m = /^[{[][^\n]*\n([ \t]+)\S/m.exec(text) ?? /\n([ \t]+)\S/.exec(text);
-  if (!m) return 2;
-  return m[1].startsWith('\t') ? '\t' : Math.min(m[1].length, 8);
+  const unit = !m ? '  ' : m[1].startsWith('\t') ? '\t' : ' '.repeat(Math.min(m[1].length, 8));
+  return { unit, eol: text.includes('\r\n') ? '\r\n' : '\n' };
+}
+
+/** `value` pretty-printed with the file's unit, its inner lines indented from `indent`. */
+function layout(value: unknown, indent: string, style: Style): string {
+  // JSON.stringify escapes newlines inside strings, so every '\n' here is a line break.
+  return JSON.stringify(value, null, style.unit).split('\n').join(style.eol + indent);
+}
+
+function lineStartOf(text: string, offset: number): number {
+  return text.lastIndexOf('\n', offset - 1) + 1;
+}
+
+/** The whitespace that starts the line `offset` is on. */
+function indentOfLine(text: string, offset: number): string {
+  return /^[ \t]*/.exec(text.slice(lineStartOf(text, offset), offset))![0];
+}
+
+/** Indentation of a member of `parent` starting at `member`: its own line's, or one level in. */
+function memberIndent(text: string, parent: Node, member: Node | undefined, style: Style): string {
+  if (member && lineStartOf(text, member.offset) > parent.offset) return indentOfLine(text, member.offset);
+  return indentOfLine(text, parent.offset) + style.unit;
+}
+
+/** With --force: the old entry's value (comments inside it go with it) becomes the new one. */
+function replaceValue(text: string, valueNode: Node, parent: Node, value: unknown, style: Style): Edit {
+  const indent = memberIndent(text, parent, valueNode.parent, style);
+  return { offset: valueNode.offset, length: valueNode.length, content: layout(value, indent, style) };
+}
+
+/** Adds `"key": value` as the last member of the object `parent`. */
+function insertProperty(text: string, parent: Node, key: string, value: unknown, style: Style): Edit[] {
+  const members = parent.children ?? [];
+  const last = members.at(-1);
+  const indent = memberIndent(text, parent, last, style);
+  const property = `${JSON.stringify(key)}: ${layout(value, indent, style)}`;
+  const { eol } = style;
+  if (last) {
+    const end = last.offset + last.length;
+    // After the last member, on its line: maybe a (trailing) comma and a comment. The new member
+    // goes on the next line so such a comment stays with the member it was written for.
+    const rest = /^[ \t]*(,)?[ \t]*(?:\/\*[^\n]*?\*\/[ \t]*)*(?:\/\/[^\r\n]*)?(?=\r?\n)/.exec(text.slice(end));
+    if (rest) {
+      const lineEnd = end + rest[0].length;
+      return [...(rest[1] ? [] : [{ offset: end, length: 0, content: ',' }]), { offset: lineEnd, length: 0, content: eol + indent + property }];
+    }
+    return [{ offset: end, length: 0, content: `,${eol}${indent}${property}` }];
+  }
+  const close = parent.offset + parent.length - 1;
+  const inside = text.slice(parent.offset + 1, close);
+  const closeLine = lineStartOf(text, close);
+  const outer = indentOfLine(text, parent.offset);
+  if (!inside.trim()) return [{ offset: parent.offset + 1, length: inside.length, content: `${eol}${indent}${property}${eol}${outer}` }];
+  // Only comments inside (e.g. commented-out servers): the entry goes after them.
+  if (closeLine > parent.offset && !text.slice(closeLine, close).trim()) return [{ offset: closeLine, length: 0, content: `${indent}${property}${eol}` }];
+  return [{ offset: close, length: 0, content: `${eol}${indent}${property}${eol}${outer}` }];
+}
+
+/** JSON data as JSON.parse would give it (null-prototype objects from jsonc-parser made plain). */
+function plain(value: unknown): unknown {
+  return value === undefined ? undefined : JSON.parse(JSON.stringify(value));
+}
+
+function expectedDocument(root: Node, containerKey: string, entryName: string, entry: Record<string, unknown>): unknown {
+  const doc = plain(getNodeValue(root)) as Record<string, unknown>;
+  const old = doc[containerKey];
+  const container = isPlainObject(old) ? old : {};
+  // defineProperty, not assignment: a key like "__proto__" must stay a plain key.
+  Object.defineProperty(container, entryName, { value: entry, enumerable: true, writable: true, configurable: true });
+  Object.defineProperty(doc, containerKey, { value: container, enumerable: true, writable: true, configurable: true });
+  return plain(doc);
+}
+
+function sameDocument(text: string, expected: unknown): boolean {
+  const errors: ParseError[] = [];
+  const root = parseTree(text, errors, PARSE_OPTIONS);
+  return errors.length === 0 && root !== undefined && isDeepStrictEqual(plain(getNodeValue(root)), expected);
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {

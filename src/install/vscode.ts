@@ -4,7 +4,7 @@ import { applyJsonEntry, renderJsonEntry } from './json-config.ts';
 /**
  * VS Code: the user-profile `mcp.json` (a workspace's `.vscode/mcp.json` via --config-file). Its
  * shape differs from the others: `{ "servers": { NAME: { "type": "stdio", command, args, env } } }`,
- * and the file is JSONC (see json-config.ts: comments are not kept on rewrite).
+ * and the file is JSONC: comments and trailing commas are read, and kept on edit (see json-config.ts).
  */
 export const vscode: InstallClient = {
   id: 'vscode',
