@@ -21,25 +21,52 @@ type RequestBody = NonNullable<RequestInit['body']>;
  */
 export async function replayableBody(body: RequestInit['body']): Promise<RequestBody | undefined> {
   if (body === undefined || body === null) return undefined;
-  if (
-    typeof body === 'string' ||
-    body instanceof URLSearchParams ||
-    body instanceof Blob ||
-    body instanceof FormData ||
-    body instanceof ArrayBuffer ||
-    ArrayBuffer.isView(body)
-  ) {
-    return body;
-  }
+  if (isReplayable(body)) return body;
   // ReadableStream or (async) iterable: read it once, keep the bytes.
   return new Uint8Array(await new Response(body as BodyInit).arrayBuffer());
 }
 
+/**
+ * The common kinds first: `FormData` and `Response` are undici's globals, and touching one loads
+ * undici (~50 ms), which a caller on node:http (the proxy) never needs.
+ */
+function isReplayable(body: RequestBody): boolean {
+  return (
+    typeof body === 'string' ||
+    ArrayBuffer.isView(body) ||
+    body instanceof ArrayBuffer ||
+    body instanceof URLSearchParams ||
+    body instanceof Blob ||
+    body instanceof FormData
+  );
+}
+
+function isHeaders(headers: HeadersInit): headers is Headers {
+  return typeof (headers as Headers).forEach === 'function' && typeof (headers as Headers).get === 'function';
+}
+
+/**
+ * The caller's headers plus `Authorization`, replacing any Authorization the caller set: exactly
+ * one set of credentials (RFC 6750 §2). A plain record or pairs stay plain (no undici `Headers`
+ * per request); a `Headers` object stays one.
+ */
+function headersWithBearer(headers: HeadersInit | undefined, token: string): HeadersInit {
+  const authorization = `Bearer ${token}`;
+  if (headers === undefined) return { authorization };
+  if (Array.isArray(headers)) return [...headers.filter(([name]) => name.toLowerCase() !== 'authorization'), ['authorization', authorization]];
+  if (isHeaders(headers)) {
+    const copy = new Headers(headers);
+    copy.set('authorization', authorization);
+    return copy;
+  }
+  const out: Record<string, string> = {};
+  for (const name of Object.keys(headers)) if (name.toLowerCase() !== 'authorization') out[name] = headers[name]!;
+  out.authorization = authorization;
+  return out;
+}
+
 function withBearer(init: RequestInit | undefined, body: RequestBody | undefined, token: string): RequestInit {
-  const headers = new Headers(init?.headers);
-  // Replace any Authorization the caller set: exactly one set of credentials (RFC 6750 §2).
-  headers.set('authorization', `Bearer ${token}`);
-  const next: RequestInit = { ...init, headers };
+  const next: RequestInit = { ...init, headers: headersWithBearer(init?.headers, token) };
   if (body !== undefined) next.body = body;
   // A buffered stream is no longer a stream: `duplex` only applies to stream bodies.
   if (body instanceof Uint8Array && 'duplex' in next) delete (next as { duplex?: unknown }).duplex;
@@ -66,19 +93,23 @@ export function createAuthenticatedFetch(
 ): FetchLike {
   const maxStepUps = opts.maxStepUps ?? DEFAULT_MAX_STEP_UPS;
   const logger = opts.logger ?? silentLogger;
+  let checkedUrl: string | undefined;
 
   return async (input, init) => {
     // RFC 6750 §5.3 / RFC 9700 §4.10: a bearer token is only ever presented to the resource server
     // it was issued for. A redirect target or an SSE `endpoint` on another origin does not get it.
-    if (opts.allowedOrigin) {
+    // The proxy sends every message to one URL: a string already checked is not parsed again.
+    if (opts.allowedOrigin && input !== checkedUrl) {
       const target = new URL(typeof input === 'string' || input instanceof URL ? input : (input as Request).url);
       if (target.origin !== opts.allowedOrigin) {
         throw new McpOAuthError('insecure_url', `Refusing to send the access token for ${manager.serverName} to ${target.origin}: it belongs to ${opts.allowedOrigin}.`, {
           hint: 'check the server URL; a server must not send clients to another origin',
         });
       }
+      if (typeof input === 'string') checkedUrl = input;
     }
-    const body = await replayableBody(init?.body);
+    const raw = init?.body;
+    const body = raw === undefined || raw === null ? undefined : isReplayable(raw) ? raw : await replayableBody(raw);
     let token = await manager.accessToken();
     let res = await opts.fetch(input, withBearer(init, body, token));
     let refreshed = false;

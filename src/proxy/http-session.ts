@@ -16,7 +16,7 @@ import {
   responseIds,
   withId,
 } from './messages.ts';
-import { isEventStream, isJson, pause, readSse, reconnectDelayMs, type SseCursor } from './sse.ts';
+import { isEventStream, isJson, pause, readSse, reconnectDelayMs, sseBodyOf, type SseBody, type SseCursor } from './sse.ts';
 import {
   LegacyTransportSuspected,
   StreamLostError,
@@ -222,7 +222,7 @@ export class StreamableHttpSession implements Upstream {
   async #consumeStream(res: Response, message: RawMessage, swallowId?: JsonRpcId): Promise<void> {
     const pending = new Set(requestIds(message.value));
     const cursor: SseCursor = {};
-    let body = res.body;
+    let body: SseBody = sseBodyOf(res);
     for (let attempt = 0; ; ) {
       try {
         await readSse(body, (e) => {
@@ -240,7 +240,7 @@ export class StreamableHttpSession implements Upstream {
       await pause(reconnectDelayMs(attempt++, cursor.retryMs), this.#closed.signal);
       const resumed = await this.#openGet(cursor.lastEventId).catch(() => undefined);
       if (!resumed) continue;
-      body = resumed.body;
+      body = sseBodyOf(resumed);
     }
   }
 
@@ -301,7 +301,7 @@ export class StreamableHttpSession implements Upstream {
         failures = 0;
         this.#opts.logger.debug('event stream open', { resumedFrom: cursor.lastEventId !== undefined });
         try {
-          await readSse(res.body, (e) => {
+          await readSse(sseBodyOf(res), (e) => {
             if (e.data) this.#deliver(e.data, undefined);
           }, cursor);
         } catch (err) {

@@ -16,7 +16,7 @@ import {
   responseIds,
   withId,
 } from './messages.ts';
-import { isEventStream, pause, readSse, reconnectDelayMs } from './sse.ts';
+import { isEventStream, pause, readSse, reconnectDelayMs, sseBodyOf } from './sse.ts';
 import { UpstreamHttpError, bodyExcerpt, discardBody, type Upstream, type UpstreamOptions } from './upstream.ts';
 
 /** How long a replayed initialize may take before the reconnect is tried again. */
@@ -94,7 +94,7 @@ export class LegacySseSession implements Upstream {
           await discardBody(res);
           throw new UpstreamHttpError(res.status, detail);
         }
-        await readSse(res.body, (e) => {
+        await readSse(sseBodyOf(res), (e) => {
           if (e.event === 'endpoint') {
             const endpoint = new URL(e.data.trim(), base);
             // The bearer token goes wherever this points: only ever to the server's own origin.

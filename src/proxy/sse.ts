@@ -15,11 +15,28 @@ export interface SseCursor {
   retryMs?: number;
 }
 
+/** A body that hands on its chunks without a web stream (the proxy's node:http fetch, src/proxy/node-http-response.ts). */
+export interface ChunkedBody {
+  readChunks(onChunk: (chunk: Uint8Array) => void): Promise<void>;
+}
+
+export type SseBody = ReadableStream<Uint8Array> | ChunkedBody | null;
+
+function isChunked(body: NonNullable<SseBody>): body is ChunkedBody {
+  return typeof (body as Partial<ChunkedBody>).readChunks === 'function';
+}
+
+/** What `readSse` should read of a response: its chunks directly when it offers them, else its web stream. */
+export function sseBodyOf(res: Response): SseBody {
+  const chunked = res as unknown as ChunkedBody;
+  return isChunked(chunked) ? chunked : res.body;
+}
+
 /**
  * Reads events until the body ends (resolves) or breaks (rejects). `cursor` is updated as events
  * arrive, so it is current even when the read fails half-way.
  */
-export async function readSse(body: ReadableStream<Uint8Array> | null, onEvent: (e: SseEvent) => void, cursor: SseCursor = {}): Promise<SseCursor> {
+export async function readSse(body: SseBody, onEvent: (e: SseEvent) => void, cursor: SseCursor = {}): Promise<SseCursor> {
   if (!body) return cursor;
   const parser = createParser({
     onEvent(event) {
@@ -31,6 +48,11 @@ export async function readSse(body: ReadableStream<Uint8Array> | null, onEvent: 
     },
   });
   const decoder = new TextDecoder();
+  if (isChunked(body)) {
+    await body.readChunks((chunk) => parser.feed(decoder.decode(chunk, { stream: true })));
+    parser.feed(decoder.decode());
+    return cursor;
+  }
   const reader = body.getReader();
   try {
     for (;;) {

@@ -2,11 +2,13 @@
  * The MCP stdio transport, server side (MCP spec "Transports: stdio"): newline-delimited JSON-RPC
  * on stdin and stdout. stdout carries protocol messages and nothing else.
  */
-import { createInterface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
 
 /** Calls `onLine` for every line of `input`; resolves when the input ends (the client went away). */
 export function readLines(input: Readable, onLine: (line: string) => void): Promise<void> {
+  // Not `import … from 'node:readline'`: its ESM facade also loads readline/promises, on the
+  // proxy's start-up clock.
+  const { createInterface } = process.getBuiltinModule('node:readline');
   return new Promise((resolve) => {
     const lines = createInterface({ input, crlfDelay: Infinity, terminal: false });
     lines.on('line', (line) => {

@@ -4,6 +4,7 @@
  */
 import type { FetchLike, Logger } from '../types.ts';
 import type { JsonRpcId, RawMessage } from './messages.ts';
+import { NodeHttpResponse } from './node-http-response.ts';
 
 export interface Upstream {
   readonly kind: 'streamable-http' | 'sse';
@@ -72,6 +73,8 @@ export async function bodyExcerpt(res: Response): Promise<string> {
 
 export async function discardBody(res: Response): Promise<void> {
   try {
+    // The proxy's node:http responses drop their body without making a web stream for it.
+    if ((res as unknown) instanceof NodeHttpResponse) return (res as unknown as NodeHttpResponse).discard();
     await res.body?.cancel();
   } catch {
     // already closed
