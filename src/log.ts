@@ -1,4 +1,6 @@
-import { closeSync, fchmodSync, mkdirSync, openSync, writeSync } from 'node:fs';
+// Not a static `import … from 'node:fs'`: the ESM import evaluates fs.ReadStream and friends
+// (~6 ms), and every command, the proxy included, creates a logger at start-up.
+const { closeSync, fchmodSync, mkdirSync, openSync, writeSync } = process.getBuiltinModule('node:fs');
 import { dirname } from 'node:path';
 import { McpOAuthError } from './errors.ts';
 import { fingerprint, redact } from './secrets.ts';

@@ -3,7 +3,11 @@
  * cold start matters): config, credential store, logger, fetch, and a TokenManager wired to the
  * interactive sign-in.
  */
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+import type { ParseArgsConfig } from 'node:util';
+
+// Not `import { parseArgs } from 'node:util'`: an ESM import of node:util evaluates every export,
+// and one of them pulls in internal diff and colour modules (~15 ms on every start).
+const { parseArgs } = process.getBuiltinModule('node:util');
 import { McpOAuthError } from '../errors.ts';
 import type { CredentialStore, FetchLike, Logger, ServerConfig } from '../types.ts';
 import { createLogger } from '../log.ts';
