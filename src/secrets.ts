@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { crypto } from './builtins.ts';
 
 /**
  * Secrets never appear in logs, errors, argv or test output. Where a user needs to tell two tokens
@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
  */
 export function fingerprint(secret: string | undefined): string {
   if (!secret) return '(none)';
-  return 'sha256:' + createHash('sha256').update(secret).digest('hex').slice(0, 12);
+  return 'sha256:' + crypto().createHash('sha256').update(secret).digest('hex').slice(0, 12);
 }
 
 /** Replaces every occurrence of the given secrets in `text` by their fingerprints. */

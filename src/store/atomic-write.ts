@@ -1,6 +1,6 @@
-import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, open, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { crypto } from '../builtins.ts';
 
 /**
  * Creates `dir` (and parents) owner-only (0700); tightens an existing dir that is group- or
@@ -27,7 +27,7 @@ export async function writeFileAtomic(file: string, data: string, opts: { mode?:
   const mode = opts.mode ?? 0o600;
   if (opts.privateDir === false) await mkdir(dir, { recursive: true });
   else await ensurePrivateDir(dir);
-  const temp = join(dir, `.${basename(file)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+  const temp = join(dir, `.${basename(file)}.${process.pid}.${crypto().randomBytes(6).toString('hex')}.tmp`);
   let renamed = false;
   try {
     const handle = await open(temp, 'wx', mode);

@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { AsyncEntry, EntryOptions } from '@napi-rs/keyring';
 
@@ -15,6 +14,7 @@ import { redact } from '../secrets.ts';
 import type { ClientRegistration, Credential, CredentialKey, CredentialStore } from '../types.ts';
 import { credentialId, registrationAccount, registrationMatches } from './credential-id.ts';
 import { withCredentialLock } from './lock.ts';
+import { crypto } from '../builtins.ts';
 
 export const KEYCHAIN_SERVICE = 'mcp-oauth';
 const PROBE_PREFIX = 'probe|';
@@ -149,12 +149,12 @@ export async function probeKeychain(opts: { env?: NodeJS.ProcessEnv; service?: s
     return { ok: false, reason: 'no D-Bus session bus (DBUS_SESSION_BUS_ADDRESS is unset), so no Secret Service' };
   }
   const service = opts.service ?? KEYCHAIN_SERVICE;
-  const value = randomBytes(8).toString('hex');
+  const value = crypto().randomBytes(8).toString('hex');
   const timeoutMs = opts.timeoutMs ?? 5_000;
   try {
     // The constructor itself throws when the pinned Secret Service is not on the bus.
     const { AsyncEntry } = await keyring();
-    const entry = new AsyncEntry(service, `${PROBE_PREFIX}${process.pid}|${randomBytes(4).toString('hex')}`, ENTRY_OPTIONS);
+    const entry = new AsyncEntry(service, `${PROBE_PREFIX}${process.pid}|${crypto().randomBytes(4).toString('hex')}`, ENTRY_OPTIONS);
     await guard('write a probe entry', [], (signal) => entry.setPassword(value, signal), timeoutMs);
     const back = await guard('read the probe entry', [], (signal) => entry.getPassword(signal), timeoutMs);
     await guard('delete the probe entry', [], (signal) => entry.deleteCredential(signal), timeoutMs);

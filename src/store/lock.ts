@@ -1,10 +1,10 @@
-import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { McpOAuthError } from '../errors.ts';
 import type { CredentialKey } from '../types.ts';
 import { ensurePrivateDir } from './atomic-write.ts';
 import { credentialId } from './credential-id.ts';
 import { properLockfile } from './lazy-lockfile.ts';
+import { crypto } from '../builtins.ts';
 
 /**
  * Exclusive locks across async tasks of this process AND across processes.
@@ -28,7 +28,7 @@ const chains = new Map<string, Promise<void>>();
 
 /** Path of the lock for `name` (a credential id or a store-wide name); names are hashed, so no secret or URL leaks into file names. */
 export function lockPathFor(lockDir: string, name: string): string {
-  return join(lockDir, createHash('sha256').update(name).digest('hex').slice(0, 16));
+  return join(lockDir, crypto().createHash('sha256').update(name).digest('hex').slice(0, 16));
 }
 
 export async function withFileLock<T>(lockDir: string, name: string, fn: () => Promise<T>): Promise<T> {
