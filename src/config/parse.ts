@@ -25,8 +25,17 @@ export async function readConfigFile(file: string, kind: 'ours' | 'codex'): Prom
       cause: e,
     });
   }
-  return { file, exists: true, text, data: parseConfigText(text, file, kind) };
+  // One command resolves a server and reads the settings from the same file: parse (TOML + zod)
+  // once per distinct text. Keyed by the text itself, so an edited file is always parsed afresh.
+  const key = `${kind}:${file}`;
+  const last = lastParsed.get(key);
+  if (last?.text === text) return { file, exists: true, text, data: last.data };
+  const data = parseConfigText(text, file, kind);
+  lastParsed.set(key, { text, data });
+  return { file, exists: true, text, data };
 }
+
+const lastParsed = new Map<string, { text: string; data: ConfigFile }>();
 
 /**
  * TOML text → validated config. Errors name the file, the line and the key, never a value (a

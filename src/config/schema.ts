@@ -1,4 +1,6 @@
-import * as z from 'zod';
+// zod/mini: the same schemas as classic zod, in its tree-shakable functional form. The config is
+// read on every start of the proxy, whose start-up is on the MCP client's clock.
+import * as z from 'zod/mini';
 import type { ServerConfig } from '../types.ts';
 
 /**
@@ -14,8 +16,10 @@ export const SERVER_NAME = /^[A-Za-z0-9_-]+$/;
 
 const text = (what = 'a string') => z.string({ error: `must be ${what}` });
 const envVarName = () =>
-  text('an environment variable name').regex(ENV_VAR_NAME, { error: 'must be an environment variable name (letters, digits, _)' });
+  text('an environment variable name').check(z.regex(ENV_VAR_NAME, { error: 'must be an environment variable name (letters, digits, _)' }));
 const stringTable = (what: string) => z.record(z.string(), text(), { error: `must be a table of ${what}` });
+const wholeNumber = (error: string, min: number, max?: number) =>
+  z.number({ error }).check(z.int({ error }), z.minimum(min, { error }), ...(max === undefined ? [] : [z.maximum(max, { error })]));
 
 export function isHttpUrl(value: string): boolean {
   try {
@@ -26,56 +30,47 @@ export function isHttpUrl(value: string): boolean {
   }
 }
 
-const httpUrl = () => text('an http(s) URL').refine(isHttpUrl, { error: 'must be an http(s) URL' });
+const httpUrl = () => text('an http(s) URL').check(z.refine(isHttpUrl, { error: 'must be an http(s) URL' }));
 
 export const oauthTableSchema = z.strictObject(
   {
-    client_id: text().min(1, { error: 'must not be empty' }).optional(),
-    client_secret_env: envVarName().optional(),
-    client_metadata_url: httpUrl().optional(),
-    callback_port: z
-      .number({ error: 'must be a number from 1 to 65535' })
-      .int({ error: 'must be a number from 1 to 65535' })
-      .min(1, { error: 'must be a number from 1 to 65535' })
-      .max(65535, { error: 'must be a number from 1 to 65535' })
-      .optional(),
-    authorize_params: stringTable('strings').optional(),
-    provider: text().optional(),
-    transport: z.enum(['streamable-http', 'sse'], { error: 'must be "streamable-http" or "sse"' }).optional(),
+    client_id: z.optional(text().check(z.minLength(1, { error: 'must not be empty' }))),
+    client_secret_env: z.optional(envVarName()),
+    client_metadata_url: z.optional(httpUrl()),
+    callback_port: z.optional(wholeNumber('must be a number from 1 to 65535', 1, 65535)),
+    authorize_params: z.optional(stringTable('strings')),
+    provider: z.optional(text()),
+    transport: z.optional(z.enum(['streamable-http', 'sse'], { error: 'must be "streamable-http" or "sse"' })),
   },
   { error: (issue) => (issue.code === 'unrecognized_keys' ? 'is not a known oauth setting' : 'must be a table') },
 );
 
 export const serverTableSchema = z.looseObject(
   {
-    url: httpUrl().optional(),
+    url: z.optional(httpUrl()),
     /** Codex stdio servers: not ours, but must not break parsing. */
-    command: text().optional(),
-    bearer_token_env_var: envVarName().optional(),
-    http_headers: stringTable('header = value strings').optional(),
-    env_http_headers: z.record(z.string(), envVarName(), { error: 'must be a table of header = ENV_VAR_NAME' }).optional(),
-    scopes: z.array(text(), { error: 'must be an array of strings' }).optional(),
-    oauth_resource: httpUrl().optional(),
-    oauth: oauthTableSchema.optional(),
+    command: z.optional(text()),
+    bearer_token_env_var: z.optional(envVarName()),
+    http_headers: z.optional(stringTable('header = value strings')),
+    env_http_headers: z.optional(z.record(z.string(), envVarName(), { error: 'must be a table of header = ENV_VAR_NAME' })),
+    scopes: z.optional(z.array(text(), { error: 'must be an array of strings' })),
+    oauth_resource: z.optional(httpUrl()),
+    oauth: z.optional(oauthTableSchema),
   },
   { error: 'must be a table' },
 );
 
 export const settingsSchema = z.strictObject(
   {
-    store: z.enum(['auto', 'keychain', 'file'], { error: 'must be "auto", "keychain" or "file"' }).optional(),
-    refresh_margin_seconds: z
-      .number({ error: 'must be a whole number of seconds >= 0' })
-      .int({ error: 'must be a whole number of seconds >= 0' })
-      .min(0, { error: 'must be a whole number of seconds >= 0' })
-      .optional(),
+    store: z.optional(z.enum(['auto', 'keychain', 'file'], { error: 'must be "auto", "keychain" or "file"' })),
+    refresh_margin_seconds: z.optional(wholeNumber('must be a whole number of seconds >= 0', 0)),
   },
   { error: (issue) => (issue.code === 'unrecognized_keys' ? 'is not a known setting' : 'must be a table') },
 );
 
 export const configFileSchema = z.looseObject({
-  mcp_servers: z.record(z.string(), serverTableSchema, { error: 'must be a table of servers' }).optional(),
-  settings: settingsSchema.optional(),
+  mcp_servers: z.optional(z.record(z.string(), serverTableSchema, { error: 'must be a table of servers' })),
+  settings: z.optional(settingsSchema),
 });
 
 export type ServerTable = z.infer<typeof serverTableSchema>;

@@ -14,7 +14,7 @@
  */
 import { McpOAuthError, isMcpOAuthError, loginCommand } from '../errors.ts';
 import { canonicalResourceUri } from '../oauth/canonical.ts';
-import { mergeRefreshedCredential, refreshAccessToken, type ClientAuth } from '../oauth/tokens.ts';
+import type { ClientAuth } from '../oauth/tokens.ts';
 import { stepUpScopes } from '../oauth/scopes.ts';
 import type { BearerChallenge } from '../oauth/www-authenticate.ts';
 import { fingerprint } from '../secrets.ts';
@@ -387,6 +387,9 @@ export class TokenManager {
       let next: Credential;
       try {
         // RFC 8707 §2.2: the resource parameter on the refresh, so the new token is audience-bound.
+        // The token endpoint code (and its zod schemas) loads on the first refresh, not at
+        // start-up: a process with a fresh token never needs it.
+        const { refreshAccessToken, mergeRefreshedCredential } = await import('../oauth/tokens.ts');
         const tokens = await refreshAccessToken({
           tokenEndpoint: current.tokenEndpoint,
           client,

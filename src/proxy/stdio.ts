@@ -4,17 +4,39 @@
  */
 import type { Readable, Writable } from 'node:stream';
 
-/** Calls `onLine` for every line of `input`; resolves when the input ends (the client went away). */
+/**
+ * Calls `onLine` for every line of `input`; resolves when the input ends (the client went away).
+ * A hand-rolled splitter rather than node:readline: MCP's stdio framing is exactly "one message
+ * per line, no embedded newlines", and readline drags in its REPL history, keypress and promise
+ * modules on the proxy's start-up clock.
+ */
 export function readLines(input: Readable, onLine: (line: string) => void): Promise<void> {
-  // Not `import … from 'node:readline'`: its ESM facade also loads readline/promises, on the
-  // proxy's start-up clock.
-  const { createInterface } = process.getBuiltinModule('node:readline');
   return new Promise((resolve) => {
-    const lines = createInterface({ input, crlfDelay: Infinity, terminal: false });
-    lines.on('line', (line) => {
-      if (line.trim()) onLine(line);
+    let pending = '';
+    const emit = (line: string) => {
+      const text = line.endsWith('\r') ? line.slice(0, -1) : line;
+      if (text.trim()) onLine(text);
+    };
+    input.setEncoding('utf8');
+    input.on('data', (chunk: string) => {
+      pending += chunk;
+      let start = 0;
+      for (let nl = pending.indexOf('\n'); nl !== -1; nl = pending.indexOf('\n', start)) {
+        emit(pending.slice(start, nl));
+        start = nl + 1;
+      }
+      pending = pending.slice(start);
     });
-    lines.once('close', () => resolve());
+    let done = false;
+    const finish = () => {
+      if (done) return;
+      done = true;
+      if (pending) emit(pending);
+      pending = '';
+      resolve();
+    };
+    input.once('end', finish);
+    input.once('close', finish);
   });
 }
 
