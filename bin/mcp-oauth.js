@@ -4,8 +4,10 @@
 // through Node's type stripping costs several hundred ms per start, and the stdio proxy's clients
 // wait for its start-up.
 // MCP_OAUTH_SOURCE=1 runs the TypeScript sources directly (development without a build).
-import { existsSync } from 'node:fs';
-import module from 'node:module';
+// Built-ins through getBuiltinModule, not ESM imports: `import … from 'node:fs'` evaluates every
+// export of fs, `fs.promises` included, which loads readline and the REPL history on each start.
+const { existsSync } = process.getBuiltinModule('node:fs');
+const module = process.getBuiltinModule('node:module');
 
 const [major, minor] = process.versions.node.split('.').map(Number);
 if (major < 22 || (major === 22 && minor < 18)) {

@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { fs } from '../builtins.ts';
 import { parse, TomlError } from 'smol-toml';
 import { McpOAuthError } from '../errors.ts';
 import { formatKeyPath, keyAtLine, lineOfKey } from './locate-key.ts';
@@ -17,7 +17,7 @@ export interface ParsedFile {
 export async function readConfigFile(file: string, kind: 'ours' | 'codex'): Promise<ParsedFile> {
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    text = fs().readFileSync(file, 'utf8');
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { file, exists: false, text: '', data: {} };
     throw new McpOAuthError('config_invalid', `${file}: cannot read the config file (${(e as NodeJS.ErrnoException).code ?? 'error'})`, {

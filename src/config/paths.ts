@@ -1,4 +1,4 @@
-import { homedir } from 'node:os';
+import { os } from '../builtins.ts';
 import { join } from 'node:path';
 
 /**
@@ -26,5 +26,5 @@ export function codexConfigFilePath(env: NodeJS.ProcessEnv): string {
 }
 
 function homeDir(env: NodeJS.ProcessEnv): string {
-  return env.HOME || homedir();
+  return env.HOME || os().homedir();
 }

@@ -1,12 +1,12 @@
-import { chmod, mkdir, open, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { crypto } from '../builtins.ts';
+import { crypto, fsPromises } from '../builtins.ts';
 
 /**
  * Creates `dir` (and parents) owner-only (0700); tightens an existing dir that is group- or
  * world-accessible, because it holds credentials and lock files.
  */
 export async function ensurePrivateDir(dir: string): Promise<void> {
+  const { chmod, mkdir, stat } = fsPromises();
   await mkdir(dir, { recursive: true, mode: 0o700 });
   if (process.platform === 'win32') return;
   const st = await stat(dir);
@@ -23,6 +23,7 @@ export async function ensurePrivateDir(dir: string): Promise<void> {
  * files (an MCP client's config) pass their existing `mode` and `privateDir: false`.
  */
 export async function writeFileAtomic(file: string, data: string, opts: { mode?: number; privateDir?: boolean } = {}): Promise<void> {
+  const { chmod, mkdir, open, rename, unlink } = fsPromises();
   const dir = dirname(file);
   const mode = opts.mode ?? 0o600;
   if (opts.privateDir === false) await mkdir(dir, { recursive: true });
@@ -48,6 +49,7 @@ export async function writeFileAtomic(file: string, data: string, opts: { mode?:
 }
 
 async function syncDir(dir: string): Promise<void> {
+  const { open } = fsPromises();
   if (process.platform === 'win32') return;
   let handle;
   try {

@@ -1,4 +1,4 @@
-import { chmod, readFile, stat } from 'node:fs/promises';
+import { fs } from '../builtins.ts';
 import { join } from 'node:path';
 import { McpOAuthError } from '../errors.ts';
 import type { ClientRegistration, Credential, CredentialKey, CredentialStore } from '../types.ts';
@@ -95,7 +95,7 @@ export class FileCredentialStore implements CredentialStore {
   async #read(): Promise<CredentialFile> {
     let text: string;
     try {
-      text = await readFile(this.file, 'utf8');
+      text = fs().readFileSync(this.file, 'utf8');
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') return { version: 1, credentials: {}, registrations: {} };
@@ -112,8 +112,8 @@ export class FileCredentialStore implements CredentialStore {
   async #tightenMode(): Promise<void> {
     if (process.platform === 'win32') return;
     try {
-      const st = await stat(this.file);
-      if ((st.mode & 0o077) !== 0) await chmod(this.file, 0o600);
+      const st = fs().statSync(this.file);
+      if ((st.mode & 0o077) !== 0) fs().chmodSync(this.file, 0o600);
     } catch {
       // Best effort: the read itself succeeded.
     }
