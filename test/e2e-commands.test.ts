@@ -9,7 +9,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startSandbox, type Sandbox, type SandboxOptions } from '../src/sandbox/index.ts';
 import { fingerprint } from '../src/secrets.ts';
-import { assertNoSecretsPrinted, browserLaunches, makeHome, readStore, runCli, writeConfig, type CliResult, type TestHome, ok, onlyCredential } from './helpers/e2e.ts';
+import { assertNoSecretsPrinted, browserLaunches, makeHome, readStore, runCli, writeConfig, type CliResult, type TestHome, ok, onlyCredential, mcpStatusWith } from './helpers/e2e.ts';
 
 async function withSandboxHome(opts: SandboxOptions, fn: (sb: Sandbox, h: TestHome) => Promise<void>): Promise<void> {
   const sb = await startSandbox(opts);
@@ -25,16 +25,6 @@ async function withSandboxHome(opts: SandboxOptions, fn: (sb: Sandbox, h: TestHo
 
 
 
-/** An MCP initialize with this bearer token, straight to the sandbox: the HTTP status. */
-async function mcpStatusWith(sb: Sandbox, token: string): Promise<number> {
-  const res = await fetch(sb.mcpUrl, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
-    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'e2e', version: '0' } } }),
-  });
-  await res.body?.cancel();
-  return res.status;
-}
 
 describe('e2e commands', { concurrency: true }, () => {
   it('list / list --json: oauth, not_logged_in, bearer_token, and a Codex entry usable by name', async () => {
@@ -123,7 +113,7 @@ describe('e2e commands', { concurrency: true }, () => {
       const firstToken = first.stdout.trim();
       assert.equal(first.stdout, `${firstToken}\n`, 'only the token on stdout, for $(mcp-oauth token sb)');
       assert.equal(firstToken, (await onlyCredential(h.home)).accessToken);
-      assert.equal(await mcpStatusWith(sb, firstToken), 200);
+      assert.equal(await mcpStatusWith(sb.mcpUrl, firstToken), 200);
 
       // Make the stored token expired (by its recorded expiry) without waiting for it: a real
       // short TTL would race with the CLI's start-up time on a loaded machine.
@@ -138,7 +128,7 @@ describe('e2e commands', { concurrency: true }, () => {
       assert.notEqual(secondToken, firstToken);
       assert.equal(sb.counters.tokenRequests.refresh_token, 1);
       assert.deepEqual(sb.counters.tokenRequestLog[0].resource, [sb.mcpUrl]);
-      assert.equal(await mcpStatusWith(sb, secondToken), 200);
+      assert.equal(await mcpStatusWith(sb.mcpUrl, secondToken), 200);
       const asJson = JSON.parse(ok(await runCli(['token', 'sb', '--json'], { env: h.env }), 'token --json').stdout);
       assert.equal(asJson.access_token, secondToken);
       assert.equal(asJson.token_type, 'Bearer');

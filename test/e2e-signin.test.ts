@@ -10,7 +10,7 @@ import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startSandbox, type Sandbox, type SandboxOptions } from '../src/sandbox/index.ts';
-import { assertNoSecretsPrinted, browserLaunches, makeHome, readStore, runCli, writeConfig, type CliResult, type TestHome, ok, onlyCredential } from './helpers/e2e.ts';
+import { assertNoSecretsPrinted, browserLaunches, makeHome, readStore, runCli, writeConfig, type CliResult, type TestHome, ok, onlyCredential, mcpStatusWith } from './helpers/e2e.ts';
 
 async function withSandboxHome(opts: SandboxOptions, fn: (sb: Sandbox, h: TestHome) => Promise<void>): Promise<void> {
   const sb = await startSandbox(opts);
@@ -55,16 +55,6 @@ async function assertFirstSignIn(sb: Sandbox, h: TestHome, serverName: string, o
   await assertNoSecretsPrinted(h.home, ...outputs);
 }
 
-/** MCP request with a given bearer token, straight to the sandbox (no client library). */
-async function mcpStatusWith(sb: Sandbox, token: string): Promise<number> {
-  const res = await fetch(sb.mcpUrl, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
-    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'e2e', version: '0' } } }),
-  });
-  await res.body?.cancel();
-  return res.status;
-}
 
 describe('e2e sign-in', { concurrency: true }, () => {
   describe('first sign-in', { concurrency: true }, () => {
@@ -108,7 +98,7 @@ describe('e2e sign-in', { concurrency: true }, () => {
         const before = await onlyCredential(h.home);
         await sleep(5500);
         // The stored token really is dead: the MCP server rejects it (so mcp401 === 0 below means something).
-        assert.equal(await mcpStatusWith(sb, before.accessToken), 401);
+        assert.equal(await mcpStatusWith(sb.mcpUrl, before.accessToken), 401);
         sb.resetCounters();
 
         const call = ok(await runCli(['call', 'sb', 'echo', '{"text":"after expiry"}'], { env: h.env }), 'call');
@@ -144,7 +134,7 @@ describe('e2e sign-in', { concurrency: true }, () => {
       store.credentials[id] = { ...store.credentials[id], obtainedAt: now - 7200_000, expiresAt: now + 300_000 };
       await writeFile(file, JSON.stringify(store), { mode: 0o600 });
       const before = await onlyCredential(h.home);
-      assert.equal(await mcpStatusWith(sb, before.accessToken), 200, 'the stored token still works at the server');
+      assert.equal(await mcpStatusWith(sb.mcpUrl, before.accessToken), 200, 'the stored token still works at the server');
       sb.resetCounters();
       return before;
     }

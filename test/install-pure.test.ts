@@ -1,35 +1,11 @@
 // The pure parts of `mcp-oauth install`: per-platform paths, the JSON/JSONC and TOML text edits.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parse as parseToml } from 'smol-toml';
-import { parse as parseJsonc, type ParseError } from 'jsonc-parser';
 import { CLI_SCRIPT_PATH, clientConfigPath, type PlatformInfo } from '../src/install/install.ts';
 import { applyCodexEntry, headerPath } from '../src/install/codex.ts';
 import { applyJsonEntry, lineColumn } from '../src/install/json-config.ts';
-import { isMcpOAuthError } from '../src/errors.ts';
+import { jsonc, rejectsWith, toml } from './helpers/install.ts';
 import { cliPath } from './helpers/e2e.ts';
-
-function rejectsWith(exitCode: number, pattern: RegExp) {
-  return (e: unknown) => {
-    assert.ok(isMcpOAuthError(e), String(e));
-    assert.equal(e.exitCode, exitCode);
-    assert.match(`${e.message} ${e.hint ?? ''}`, pattern);
-    return true;
-  };
-}
-
-/** JSONC → plain data, as VS Code reads it; a parse error fails the test. */
-function jsonc(text: string): Record<string, any> {
-  const errors: ParseError[] = [];
-  const doc = parseJsonc(text, errors, { allowTrailingComma: true, disallowComments: false });
-  assert.deepEqual(errors, [], 'parses as JSONC');
-  return JSON.parse(JSON.stringify(doc));
-}
-
-/** TOML → plain JSON data (smol-toml's tables have a null prototype, which deepStrictEqual minds). */
-function toml(text: string): Record<string, any> {
-  return JSON.parse(JSON.stringify(parseToml(text)));
-}
 
 describe('install: pure parts', () => {
   const info = (platform: NodeJS.Platform, env: NodeJS.ProcessEnv): PlatformInfo => ({ platform, env, homedir: '/fallback' });

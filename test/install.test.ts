@@ -9,27 +9,12 @@ import { chmod, lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, uti
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { parse as parseToml } from 'smol-toml';
+import { jsonc, rejectsWith, toml } from './helpers/install.ts';
 import { cliPath, runCli } from './helpers/e2e.ts';
 import { CLI_SCRIPT_PATH, clientConfigPath, clientFor, installForCommand, type ClientId, type PlatformInfo } from '../src/install/install.ts';
 import { resolveServer } from '../src/config/config.ts';
-import { isMcpOAuthError } from '../src/errors.ts';
 import { applyCodexEntry, headerPath } from '../src/install/codex.ts';
-import { parse as parseJsonc, type ParseError } from 'jsonc-parser';
 import { applyJsonEntry, lineColumn } from '../src/install/json-config.ts';
-
-/** JSONC → plain data, as VS Code reads it; a parse error fails the test. */
-function jsonc(text: string): Record<string, any> {
-  const errors: ParseError[] = [];
-  const doc = parseJsonc(text, errors, { allowTrailingComma: true, disallowComments: false });
-  assert.deepEqual(errors, [], 'parses as JSONC');
-  return JSON.parse(JSON.stringify(doc));
-}
-
-/** TOML → plain JSON data (smol-toml's tables have a null prototype, which deepStrictEqual minds). */
-function toml(text: string): Record<string, any> {
-  return JSON.parse(JSON.stringify(parseToml(text)));
-}
 
 let root: string;
 before(async () => {
@@ -131,15 +116,6 @@ function install(sb: Sandbox, client: string, target: string, o: { as?: string; 
     homedir: sb.dir,
     resolveServer: (nameOrUrl) => resolveServer(nameOrUrl, { env: sb.env }),
   });
-}
-
-function rejectsWith(exitCode: number, pattern: RegExp) {
-  return (e: unknown) => {
-    assert.ok(isMcpOAuthError(e), String(e));
-    assert.equal(e.exitCode, exitCode);
-    assert.match(`${e.message} ${e.hint ?? ''}`, pattern);
-    return true;
-  };
 }
 
 async function fileIn(sb: Sandbox, sub: string, c: ClientCase, text?: string): Promise<string> {

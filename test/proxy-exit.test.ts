@@ -2,10 +2,9 @@
 // Mcp-Session-Id, then exit 0. Against the scripted Streamable HTTP server with a stored token.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { FileCredentialStore } from '../src/store/file-store.ts';
 import { canonicalResourceUri } from '../src/oauth/canonical.ts';
 import { makeHome, type TestHome } from './helpers/e2e.ts';
-import { initializeRequest, rawProxy } from './fixtures/proxy-helpers.ts';
+import { initializeRequest, rawProxy, storeFixtureCredential } from './fixtures/proxy-helpers.ts';
 import { startFakeStreamable } from './fixtures/proxy-fake-streamable.ts';
 
 let server: Awaited<ReturnType<typeof startFakeStreamable>>;
@@ -14,17 +13,7 @@ let home: TestHome;
 before(async () => {
   server = await startFakeStreamable();
   home = await makeHome();
-  await new FileCredentialStore(home.home).put({
-    key: { serverName: canonicalResourceUri(server.url), resource: canonicalResourceUri(server.url), issuer: 'http://127.0.0.1:1' },
-    accessToken: 'fake-access-token-0123456789',
-    tokenType: 'Bearer',
-    expiresAt: Date.now() + 3600_000,
-    scopes: [],
-    clientId: 'fixture',
-    tokenEndpoint: 'http://127.0.0.1:1/token',
-    tokenEndpointAuthMethod: 'none',
-    obtainedAt: Date.now(),
-  });
+  await storeFixtureCredential(home.home, { serverName: canonicalResourceUri(server.url), url: server.url, accessToken: 'fake-access-token-0123456789' });
 });
 
 after(async () => {

@@ -2,10 +2,8 @@
 // `transport = "sse"`, and detected when a POST initialize is refused with 4xx.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { FileCredentialStore } from '../src/store/file-store.ts';
-import { canonicalResourceUri } from '../src/oauth/canonical.ts';
 import { makeHome, writeConfig, type TestHome } from './helpers/e2e.ts';
-import { initializeRequest, rawProxy } from './fixtures/proxy-helpers.ts';
+import { initializeRequest, rawProxy, storeFixtureCredential } from './fixtures/proxy-helpers.ts';
 import { startLegacyServer, type LegacyServer } from './fixtures/proxy-legacy-server.ts';
 
 const TOKEN = 'legacy-access-token-0123456789';
@@ -24,20 +22,8 @@ before(async () => {
     `url = "${legacy.url}"`,
   ].join('\n'));
   // A stored, long-lived credential per server: no sign-in, no refresh; the proxy just uses it.
-  const store = new FileCredentialStore(home.home);
   for (const serverName of ['forced', 'detected']) {
-    await store.put({
-      key: { serverName, resource: canonicalResourceUri(legacy.url), issuer: 'http://127.0.0.1:1' },
-      accessToken: TOKEN,
-      refreshToken: 'unused-refresh-token',
-      tokenType: 'Bearer',
-      expiresAt: Date.now() + 3600_000,
-      scopes: [],
-      clientId: 'fixture',
-      tokenEndpoint: 'http://127.0.0.1:1/token',
-      tokenEndpointAuthMethod: 'none',
-      obtainedAt: Date.now(),
-    });
+    await storeFixtureCredential(home.home, { serverName, url: legacy.url, accessToken: TOKEN, refreshToken: 'unused-refresh-token' });
   }
 });
 

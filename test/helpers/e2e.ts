@@ -129,3 +129,14 @@ export async function onlyCredential(home: string): Promise<Record<string, any>>
   assert.equal(all.length, 1, `expected one stored credential, found ${all.length}`);
   return all[0];
 }
+
+/** The HTTP status the MCP server gives an `initialize` carrying this bearer token. */
+export async function mcpStatusWith(mcpUrl: string, token: string): Promise<number> {
+  const res = await fetch(mcpUrl, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'e2e', version: '0' } } }),
+  });
+  await res.body?.cancel();
+  return res.status;
+}
