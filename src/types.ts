@@ -31,6 +31,9 @@ export interface ClientRegistration {
   registeredAt: number;
   /** RFC 7591 `client_secret_expires_at` (epoch ms), 0/undefined = never. */
   clientSecretExpiresAt?: number;
+  /** Dynamic registrations: the `grant_types` registered (RFC 7591 §2), so a sign-in that needs
+   * another grant (the device grant, RFC 8628) knows to register again. Undefined = the defaults. */
+  grantTypes?: string[];
 }
 
 /** What the sign-in left us with; everything needed to refresh and use the token without any
@@ -56,6 +59,20 @@ export interface Credential {
   needsSignIn?: { reason: string; at: number; oauthError?: string };
   /** Why there is no refresh token, when we can tell (e.g. Google without access_type=offline). */
   refreshTokenMissingReason?: string;
+  /** The RFC 8707 `resource` value sent on authorize, exchange and refresh, when it is not
+   * `key.resource`: the Protected Resource Metadata may name a same-origin path prefix of the
+   * server URL (e.g. `https://host` for `https://host/mcp`), and then that value is the resource. */
+  resourceIndicator?: string;
+  /** The recognised identity provider whose quirks were applied (src/oauth/quirks.ts), e.g. "google". */
+  provider?: string;
+  /** Ids of the provider quirks applied at sign-in, for `status` and `doctor`. */
+  quirksApplied?: string[];
+  /** Absolute expiry of the refresh token, epoch ms, when the token response says (Keycloak
+   * `refresh_expires_in`, GitHub `refresh_token_expires_in`). */
+  refreshTokenExpiresAt?: number;
+  /** Set when this credential replaced one from another authorization server (MCP 2026-07-28
+   * "Authorization Server Binding": the server's resource metadata named a new issuer). */
+  migratedFrom?: { issuer: string; at: number };
 }
 
 /** A token endpoint response, parsed and validated (RFC 6749 §5.1). */
@@ -68,6 +85,9 @@ export interface TokenSet {
   /** undefined when the response had no `scope` (RFC 6749 §5.1: then it is the requested scope). */
   scopes?: string[];
   idToken?: string;
+  /** epoch ms, when the response gives the refresh token's lifetime (`refresh_expires_in`,
+   * `refresh_token_expires_in`). */
+  refreshTokenExpiresAt?: number;
 }
 
 /**
@@ -117,6 +137,8 @@ export interface ServerConfig {
     authorizeParams: Record<string, string>;
     /** Force a provider's quirks, e.g. "google"; "none" disables automatic quirks. */
     provider?: string;
+    /** Proceed although the AS metadata does not advertise PKCE S256 (config `assume_pkce`). */
+    assumePkce?: boolean;
     /** Transport override for issue 3: 'streamable-http' | 'sse'. */
     transport?: string;
   };

@@ -203,3 +203,158 @@ describe('token audience', () => {
     assert.equal(called, true);
   });
 });
+
+describe('auth only when the server asks (MCP 2026-07-28 "Authorization Flow Steps")', () => {
+  async function unsignedSetup(opts: Partial<TokenManagerOptions> = {}) {
+    const store = opts.store ?? new MemoryCredentialStore();
+    const requests: SignInRequest[] = [];
+    const manager = new TokenManager({
+      server: demoServer(fake),
+      store,
+      fetch: globalThis.fetch,
+      retry: { attempts: 0 },
+      signIn: async (r) => {
+        requests.push(r);
+        const next = demoCredential(fake, r.scopes ? { scopes: r.scopes } : {});
+        await store.put(next);
+        return next;
+      },
+      ...opts,
+    });
+    return { store, manager, requests, authFetch: createAuthenticatedFetch(manager, { fetch: globalThis.fetch }) };
+  }
+
+  test('no credential and a server that needs none: no Authorization header, no sign-in', async () => {
+    fake.mcpHandler = (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{"ok":true}');
+    };
+    const { authFetch, requests, store } = await unsignedSetup();
+    const res = await authFetch(fake.mcpUrl, { method: 'POST', body: 'x' });
+    assert.equal(res.status, 200);
+    assert.deepEqual(fake.mcpRequests.map((r) => r.authorization), [undefined]);
+    assert.equal(requests.length, 0);
+    assert.deepEqual(await store.list(), []);
+  });
+
+  test('no credential: the 401 and its challenge start the sign-in, then one retry with the token', async () => {
+    const { authFetch, requests, store } = await unsignedSetup();
+    // Default handler: 401 without a valid token. Give it a challenge like a real server.
+    fake.mcpHandler = (req, res) => {
+      const token = req.headers.authorization?.replace(/^Bearer /, '') ?? '';
+      if (fake.validAccessTokens.has(token)) {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        return res.end('{"ok":true}');
+      }
+      res.writeHead(401, { 'www-authenticate': `Bearer resource_metadata="${fake.origin}/.well-known/oauth-protected-resource/tool", scope="mcp:read"` });
+      res.end();
+    };
+    const res = await authFetch(fake.mcpUrl, { method: 'POST', body: 'x' });
+    assert.equal(res.status, 200);
+    assert.equal(requests.length, 1);
+    assert.equal(requests[0].reason, 'no_credential');
+    assert.deepEqual(requests[0].challenge, { resourceMetadata: `${fake.origin}/.well-known/oauth-protected-resource/tool`, scope: ['mcp:read'] });
+    const [stored] = await store.list();
+    assert.deepEqual(fake.mcpRequests.map((r) => r.authorization), [undefined, bearer(stored.accessToken)]);
+  });
+
+  test('a credential marked needsSignIn is not sent; the 401 starts the new sign-in', async () => {
+    const store = new MemoryCredentialStore();
+    await store.put(demoCredential(fake, { needsSignIn: { reason: 'revoked', at: 1 } }));
+    const { authFetch, requests } = await unsignedSetup({ store });
+    const res = await authFetch(fake.mcpUrl, { method: 'POST', body: 'x' });
+    assert.equal(res.status, 200);
+    assert.equal(fake.mcpRequests[0].authorization, undefined);
+    assert.equal(requests[0].reason, 'grant_gone');
+    assert.equal(fake.tokenRequests.length, 0, 'no refresh of a grant known to be gone');
+  });
+
+  test('a server that always answers insufficient_scope gets exactly 3 authorization requests, first sign-in included', async () => {
+    fake.mcpHandler = (req, res) => {
+      if (!req.headers.authorization) {
+        res.writeHead(401, { 'www-authenticate': 'Bearer scope="mcp:read"' });
+        return res.end();
+      }
+      res.writeHead(403, { 'www-authenticate': 'Bearer error="insufficient_scope", scope="more"' });
+      res.end();
+    };
+    const { authFetch, requests } = await unsignedSetup();
+    await assert.rejects(authFetch(fake.mcpUrl, { method: 'POST', body: 'x' }), (e: McpOAuthError) => {
+      assert.equal(e.code, 'insufficient_scope');
+      assert.match(e.message, /after 3 sign-ins \(it asks for: more\)/);
+      return true;
+    });
+    assert.deepEqual(requests.map((r) => r.reason), ['no_credential', 'insufficient_scope', 'insufficient_scope']);
+  });
+});
+
+describe('authorization server migration (MCP 2026-07-28 "Authorization Server Binding")', () => {
+  test('a 401 after the server named a new issuer: no refresh at the old one, a sign-in at the new one', async () => {
+    const store = new MemoryCredentialStore();
+    const requests: SignInRequest[] = [];
+    const { credential, authFetch } = await setup({ accessToken: 'at-old-issuer', expiresAt: undefined }, {
+      store,
+      authorizationServers: async () => ['https://new-issuer.example.com'],
+      signIn: async (r) => {
+        requests.push(r);
+        const next = demoCredential(fake, { key: { ...demoCredential(fake).key, issuer: 'https://new-issuer.example.com' } });
+        await store.put(next);
+        return next;
+      },
+    });
+    const res = await authFetch(fake.mcpUrl, { method: 'POST', body: 'x' });
+    assert.equal(res.status, 200);
+    assert.equal(fake.tokenRequests.length, 0, 'the old issuer was not asked for a refresh');
+    assert.equal(requests.length, 1);
+    assert.equal(requests[0].reason, 'issuer_changed');
+    assert.equal(requests[0].previous?.key.issuer, credential.key.issuer);
+    assert.match((await store.get(credential.key))?.needsSignIn?.reason ?? '', /moved to the authorization server https:\/\/new-issuer\.example\.com/);
+  });
+
+  test('non-interactive: the move is marked and reported as a sign-in to run', async () => {
+    const { authFetch, store, credential } = await setup({ accessToken: 'at-old-issuer', expiresAt: undefined }, {
+      authorizationServers: async () => ['https://new-issuer.example.com/'],
+    });
+    await assert.rejects(authFetch(fake.mcpUrl, { method: 'POST', body: 'x' }), { code: 'signin_required', hint: 'mcp-oauth login demo' });
+    assert.ok((await store.get(credential.key))?.needsSignIn);
+  });
+
+  test('the same issuer (even with a trailing slash) or unreadable metadata: the usual refresh', async () => {
+    for (const authorizationServers of [
+      async () => [`${demoCredential(fake).key.issuer}/`],
+      async () => {
+        throw new Error('metadata unreachable');
+      },
+    ]) {
+      fake.tokenRequests.length = 0;
+      const { authFetch } = await setup({ accessToken: 'at-revoked-by-server', expiresAt: undefined }, { authorizationServers });
+      const res = await authFetch(fake.mcpUrl, { method: 'POST', body: 'x' });
+      assert.equal(res.status, 200);
+      assert.equal(fake.tokenRequests.length, 1);
+    }
+  });
+});
+
+describe('a named server and a sign-in made with its bare URL', () => {
+  test('the named entry uses the bare-URL credential (no sign-in), another named entry never does', async () => {
+    const store = new MemoryCredentialStore();
+    const bare = demoCredential(fake, { key: { ...demoCredential(fake).key, serverName: fake.mcpUrl } });
+    await store.put(bare);
+    const signIns: SignInRequest[] = [];
+    const manager = new TokenManager({ server: demoServer(fake), store, fetch: globalThis.fetch, retry: { attempts: 0 }, signIn: async (r) => {
+      signIns.push(r);
+      throw new Error('no sign-in expected');
+    } });
+    const res = await createAuthenticatedFetch(manager, { fetch: globalThis.fetch })(fake.mcpUrl, { method: 'POST', body: 'x' });
+    assert.equal(res.status, 200);
+    assert.equal(fake.mcpRequests[0].authorization, bearer(bare.accessToken));
+    assert.equal(signIns.length, 0);
+
+    // A named entry with its own credential keeps it; the bare URL never borrows a named one.
+    const named = demoCredential(fake);
+    await store.put(named);
+    assert.equal((await manager.credential({ reload: true }))?.accessToken, named.accessToken);
+    const bareManager = new TokenManager({ server: { ...demoServer(fake), name: fake.mcpUrl, source: 'url' }, store: new MemoryCredentialStore(), fetch: globalThis.fetch });
+    assert.equal(await bareManager.credential(), undefined);
+  });
+});

@@ -169,8 +169,12 @@ describe('bad input: callback, token endpoint, moved and unreachable servers', {
             'www-authenticate': `Bearer error="invalid_token", resource_metadata="${front.origin}/.well-known/oauth-protected-resource/mcp"`,
           });
         });
+        // The 401 shows the move (MCP 2026-07-28 "Authorization Server Binding"): no refresh at the
+        // old issuer, a sign-in at the new one, which is down (exit 6, transient), and the old
+        // credential is kept, marked as needing that sign-in.
         const rejected = await cli(['tools', 'moving'], h);
-        assertCliError(rejected, 4, ['moving']);
+        assertCliError(rejected, 6, [new URL(elsewhere.origin).host]);
+        assert.match((await storedCredential(h)).needsSignIn?.reason ?? '', /moved to the authorization server/);
         const relogin = await cli(['login', 'moving'], h);
         assertCliError(relogin, 6, [new URL(elsewhere.origin).host]);
 

@@ -1,7 +1,9 @@
 // The pure parts of `mcp-oauth install`: per-platform paths, the JSON/JSONC and TOML text edits.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { CLI_SCRIPT_PATH, clientConfigPath, type PlatformInfo } from '../src/install/install.ts';
+import { CLI_SCRIPT_PATH, clientConfigPath, proxyLaunch, type PlatformInfo } from '../src/install/install.ts';
+import { launchWarnings } from '../src/install/launch.ts';
+import type { ServerConfig } from '../src/types.ts';
 import { applyCodexEntry, headerPath } from '../src/install/codex.ts';
 import { applyJsonEntry, lineColumn } from '../src/install/json-config.ts';
 import { jsonc, rejectsWith, toml } from './helpers/install.ts';
@@ -16,6 +18,9 @@ describe('install: pure parts', () => {
     assert.equal(clientConfigPath('vscode', linux), '/home/u/.config/Code/User/mcp.json');
     assert.equal(clientConfigPath('cursor', linux), '/home/u/.cursor/mcp.json');
     assert.equal(clientConfigPath('codex', linux), '/home/u/.codex/config.toml');
+    assert.equal(clientConfigPath('claude-code', linux), '/home/u/.claude.json');
+    // Claude Code keeps .claude.json inside $CLAUDE_CONFIG_DIR when that is set.
+    assert.equal(clientConfigPath('claude-code', info('linux', { HOME: '/home/u', CLAUDE_CONFIG_DIR: '/cc' })), '/cc/.claude.json');
     const xdg = info('linux', { HOME: '/home/u', XDG_CONFIG_HOME: '/xdg', CODEX_HOME: '/cx' });
     assert.equal(clientConfigPath('claude-desktop', xdg), '/xdg/Claude/claude_desktop_config.json');
     assert.equal(clientConfigPath('vscode', xdg), '/xdg/Code/User/mcp.json');
@@ -34,6 +39,8 @@ describe('install: pure parts', () => {
     assert.equal(clientConfigPath('vscode', win), 'C:\\Users\\u\\AppData\\Roaming\\Code\\User\\mcp.json');
     assert.equal(clientConfigPath('cursor', win), 'C:\\Users\\u\\.cursor\\mcp.json');
     assert.equal(clientConfigPath('codex', win), 'C:\\Users\\u\\.codex\\config.toml');
+    assert.equal(clientConfigPath('claude-code', win), 'C:\\Users\\u\\.claude.json');
+    assert.equal(clientConfigPath('claude-code', mac), '/Users/u/.claude.json');
     assert.equal(clientConfigPath('vscode', info('win32', { USERPROFILE: 'C:\\Users\\v' })), 'C:\\Users\\v\\AppData\\Roaming\\Code\\User\\mcp.json');
   });
 
@@ -108,6 +115,54 @@ describe('install: pure parts', () => {
     const doc = toml(edit.text);
     assert.equal(doc.mcp_servers.other.url, 'https://b');
     assert.deepEqual(doc.mcp_servers.demo.args, launch.args);
+  });
+
+  it('codex: env_vars (passed on from Codex\'s own environment) is written and read back', () => {
+    const withForward = { ...launch, env: { MCP_OAUTH_STORE: 'file' }, forwardEnv: ['DBUS_SESSION_BUS_ADDRESS'] };
+    const edit = applyCodexEntry({ existing: '', file: 'f', entryName: 'demo', launch: withForward, force: false });
+    assert.equal(edit.text, '[mcp_servers.demo]\ncommand = "/n"\nargs = ["/c.js", "proxy", "demo"]\nenv = { MCP_OAUTH_STORE = "file" }\nenv_vars = ["DBUS_SESSION_BUS_ADDRESS"]\n');
+    assert.deepEqual(toml(edit.text).mcp_servers.demo.env_vars, ['DBUS_SESSION_BUS_ADDRESS']);
+    // Installing the same again is "unchanged" (env_vars is part of the comparison).
+    assert.equal(applyCodexEntry({ existing: edit.text, file: 'f', entryName: 'demo', launch: withForward, force: false }).status, 'unchanged');
+  });
+
+  it('an existing remote (url) entry is named as the client\'s own, without its query string', () => {
+    const existing = '{"mcpServers": {"demo": {"type": "http", "url": "https://mcp.example.com/mcp?key=secret-ish"}}}';
+    assert.throws(
+      () => applyJsonEntry({ existing, file: '/h/.claude.json', containerKey: 'mcpServers', entryName: 'demo', entry, force: false, clientTitle: 'Claude Code' }),
+      (e: unknown) => {
+        rejectsWith(2, /Claude Code's own remote entry, url = https:\/\/mcp\.example\.com\/mcp\?…/)(e);
+        assert.ok(!(e as Error).message.includes('secret-ish'));
+        return true;
+      },
+    );
+  });
+
+  describe('the launch line carries what selects the credential store', () => {
+    const server: ServerConfig = { name: 'demo', url: 'https://mcp.example.com/mcp', source: 'config', httpHeaders: {}, envHttpHeaders: {}, oauth: { authorizeParams: {} } };
+    const launchFor = (env: NodeJS.ProcessEnv, o: { client?: 'codex' | 'cursor'; platform?: NodeJS.Platform; storeSetting?: 'auto' | 'keychain' | 'file' } = {}) =>
+      proxyLaunch({ target: 'demo', server, env, home: '/h/mcp-oauth', execPath: '/n', cliPath: '/c.js', client: o.client ?? 'cursor', platform: o.platform ?? 'linux', ...(o.storeSetting ? { storeSetting: o.storeSetting } : {}) });
+
+    it('MCP_OAUTH_STORE is passed on when set; nothing when every choice is the default', () => {
+      assert.deepEqual(launchFor({ MCP_OAUTH_STORE: 'file' }).env, { MCP_OAUTH_STORE: 'file' });
+      assert.deepEqual(launchFor({ MCP_OAUTH_STORE: 'keychain', MCP_OAUTH_HOME: '/h/mcp-oauth' }).env, { MCP_OAUTH_HOME: '/h/mcp-oauth', MCP_OAUTH_STORE: 'keychain' });
+      assert.equal(launchFor({}).env, undefined);
+      assert.deepEqual(launchWarnings(launchFor({})), []);
+      assert.match(launchWarnings(launchFor({ MCP_OAUTH_STORE: 'memory' })).join('\n'), /forgets every sign-in/);
+    });
+
+    it('codex on Linux passes DBUS_SESSION_BUS_ADDRESS on by name when the keychain may be the store', () => {
+      assert.deepEqual(launchFor({}, { client: 'codex' }).forwardEnv, ['DBUS_SESSION_BUS_ADDRESS']);
+      assert.deepEqual(launchFor({ MCP_OAUTH_STORE: 'keychain' }, { client: 'codex', storeSetting: 'file' }).forwardEnv, ['DBUS_SESSION_BUS_ADDRESS']);
+      // The file store needs no session bus; other platforms' keychains need no variable; the
+      // other clients start servers with their whole environment.
+      assert.equal(launchFor({ MCP_OAUTH_STORE: 'file' }, { client: 'codex' }).forwardEnv, undefined);
+      assert.equal(launchFor({}, { client: 'codex', storeSetting: 'file' }).forwardEnv, undefined);
+      assert.equal(launchFor({}, { client: 'codex', platform: 'darwin' }).forwardEnv, undefined);
+      assert.equal(launchFor({}, { client: 'cursor' }).forwardEnv, undefined);
+      // Its value is never frozen into the file.
+      assert.equal(launchFor({ DBUS_SESSION_BUS_ADDRESS: 'unix:path=/run/user/1/bus' }, { client: 'codex' }).env, undefined);
+    });
   });
 
   it('the CLI script path is the real bin/mcp-oauth.js', () => {

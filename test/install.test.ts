@@ -5,125 +5,14 @@
  * nothing. Every run gets its own HOME / XDG_CONFIG_HOME / APPDATA / CODEX_HOME under a temp dir.
  */
 import assert from 'node:assert/strict';
-import { chmod, lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { basename, dirname, join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { chmod, lstat, mkdir, readFile, stat, symlink, utimes, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { describe, it } from 'node:test';
 import { jsonc, rejectsWith, toml } from './helpers/install.ts';
-import { cliPath, runCli } from './helpers/e2e.ts';
-import { CLI_SCRIPT_PATH, clientConfigPath, clientFor, installForCommand, type ClientId, type PlatformInfo } from '../src/install/install.ts';
+import { runCli } from './helpers/e2e.ts';
+import { CLI_SCRIPT_PATH, clientFor } from '../src/install/install.ts';
 import { resolveServer } from '../src/config/config.ts';
-import { applyCodexEntry, headerPath } from '../src/install/codex.ts';
-import { applyJsonEntry, lineColumn } from '../src/install/json-config.ts';
-
-let root: string;
-before(async () => {
-  root = await mkdtemp(join(tmpdir(), 'mcp-oauth-install-'));
-});
-after(async () => {
-  await rm(root, { recursive: true, force: true });
-});
-
-let counter = 0;
-interface Sandbox {
-  dir: string;
-  env: NodeJS.ProcessEnv;
-  mcpHome: string;
-}
-
-/** An isolated home with server "demo" in our config. */
-async function sandbox(): Promise<Sandbox> {
-  const dir = join(root, String(++counter));
-  const mcpHome = join(dir, 'mcp-oauth');
-  await mkdir(mcpHome, { recursive: true });
-  await writeFile(join(mcpHome, 'config.toml'), '[mcp_servers.demo]\nurl = "https://mcp.example.com/mcp"\n');
-  const env: NodeJS.ProcessEnv = {
-    PATH: process.env.PATH,
-    HOME: dir,
-    USERPROFILE: dir,
-    XDG_CONFIG_HOME: join(dir, 'xdg'),
-    APPDATA: join(dir, 'appdata'),
-    CODEX_HOME: join(dir, 'codex'),
-    MCP_OAUTH_HOME: mcpHome,
-    MCP_OAUTH_STORE: 'file',
-  };
-  return { dir, env, mcpHome };
-}
-
-/** Per client: how its file looks, where the entry lives, and how to read it back. */
-interface ClientCase {
-  id: ClientId;
-  container: string;
-  /** A file holding one unrelated entry "keep-me", or (with `with: 'demo'`) a different "demo" entry. */
-  existing(withName: string): string;
-  read(text: string): Record<string, any>;
-  expectType?: string;
-}
-
-const jsonCase = (id: ClientId, container: string, expectType?: string): ClientCase => ({
-  id,
-  container,
-  existing: (name) => JSON.stringify({ other: true, [container]: { [name]: { command: 'old-command', args: ['x'] } } }, null, 2) + '\n',
-  read: (text) => JSON.parse(text),
-  ...(expectType ? { expectType } : {}),
-});
-
-const CASES: ClientCase[] = [
-  {
-    id: 'codex',
-    container: 'mcp_servers',
-    existing: (name) => `# my codex settings\nmodel = "o3"\n\n[mcp_servers.${name}]\ncommand = "old-command"\nargs = ["x"]\n`,
-    read: (text) => toml(text),
-  },
-  jsonCase('claude-desktop', 'mcpServers'),
-  jsonCase('cursor', 'mcpServers'),
-  jsonCase('vscode', 'servers', 'stdio'),
-];
-
-function pathOf(id: ClientId, sb: Sandbox): string {
-  return clientConfigPath(id, { platform: process.platform, env: sb.env, homedir: sb.dir });
-}
-
-async function backupsOf(file: string): Promise<string[]> {
-  try {
-    return (await readdir(dirname(file))).filter((f) => f.startsWith(`${basename(file)}.bak-`));
-  } catch {
-    return [];
-  }
-}
-
-function assertProxyEntry(c: ClientCase, doc: Record<string, any>, entryName: string, target: string, mcpHome: string): void {
-  const entry = doc[c.container]?.[entryName];
-  assert.ok(entry, `entry ${entryName} under ${c.container}`);
-  // Absolute paths: GUI clients start servers with a minimal PATH.
-  assert.equal(entry.command, process.execPath);
-  assert.deepEqual(entry.args, [CLI_SCRIPT_PATH, 'proxy', target]);
-  assert.equal(entry.env?.MCP_OAUTH_HOME, mcpHome);
-  if (c.expectType) assert.equal(entry.type, c.expectType);
-}
-
-/** What the CLI does, in process (the CLI itself is run below, once per client and per exit path). */
-function install(sb: Sandbox, client: string, target: string, o: { as?: string; configFile?: string; force?: boolean; print?: boolean } = {}) {
-  return installForCommand({
-    clientName: client,
-    target,
-    ...o,
-    force: Boolean(o.force),
-    print: Boolean(o.print),
-    env: sb.env,
-    home: sb.mcpHome,
-    platform: process.platform,
-    homedir: sb.dir,
-    resolveServer: (nameOrUrl) => resolveServer(nameOrUrl, { env: sb.env }),
-  });
-}
-
-async function fileIn(sb: Sandbox, sub: string, c: ClientCase, text?: string): Promise<string> {
-  const file = join(sb.dir, sub, c.id === 'codex' ? 'config.toml' : 'mcp.json');
-  await mkdir(dirname(file), { recursive: true });
-  if (text !== undefined) await writeFile(file, text);
-  return file;
-}
+import { assertProxyEntry, backupsOf, CASES, fileIn, install, pathOf, sandbox } from './fixtures/install-cases.ts';
 
 describe('install into each client', () => {
   for (const c of CASES) {
@@ -186,12 +75,18 @@ describe('install into each client', () => {
         const past = new Date(Date.now() - 3600_000);
         await utimes(file, past, past);
         const mtime = (await stat(file)).mtimeMs;
-        // Even with an existing entry and --force: print never writes.
+        // --print predicts the real outcome: an existing, different entry is the same refusal (exit 2)…
+        await assert.rejects(install(sb, c.id, 'demo', { print: true, configFile: file }), rejectsWith(2, /--force/));
+        // …and with --force it shows the entry that would replace it. Print never writes.
         const p2 = await install(sb, c.id, 'demo', { print: true, force: true, configFile: file });
         assert.equal(p2.status, 'printed');
+        assert.equal(p2.wouldBe, 'replaced');
         assert.equal(await readFile(file, 'utf8'), c.existing('demo'));
         assert.equal((await stat(file)).mtimeMs, mtime);
         assert.deepEqual(await backupsOf(file), []);
+        // A malformed file: the same exit 3 as install, nothing written.
+        const bad = await fileIn(sb, 'bad-print', c, c.id === 'codex' ? '[x\n' : '{ x');
+        await assert.rejects(install(sb, c.id, 'demo', { print: true, force: true, configFile: bad }), rejectsWith(3, /left unchanged/));
       });
 
       it('an existing, different entry: exit 2 naming --force and the file unchanged; --force replaces it', async () => {
@@ -229,10 +124,12 @@ describe('install into each client', () => {
     });
   }
 
-  it('client names and aliases; an unknown client is exit 2 listing the known ones', () => {
-    assert.equal(clientFor('Claude').id, 'claude-desktop');
+  it('client names and aliases; an unknown client is exit 2 listing the known ones; "claude" is never guessed', () => {
+    assert.equal(clientFor('Claude-Code').id, 'claude-code');
+    assert.equal(clientFor('claude-desktop').id, 'claude-desktop');
     assert.equal(clientFor('code').id, 'vscode');
-    assert.throws(() => clientFor('notepad'), rejectsWith(2, /codex, claude-desktop, cursor, vscode/));
+    assert.throws(() => clientFor('notepad'), rejectsWith(2, /codex, claude-code, claude-desktop, cursor, vscode/));
+    assert.throws(() => clientFor('claude'), rejectsWith(2, /install claude-code NAME .*install claude-desktop NAME/));
   });
 
   it('an unknown server name fails before anything is written', async () => {
@@ -244,9 +141,9 @@ describe('install into each client', () => {
   it('a bare URL: the entry is named by the host, the proxy is given the URL; --as renames', async () => {
     const sb = await sandbox();
     const url = 'https://mcp.example.org:8443/mcp';
-    assert.equal((await install(sb, 'claude', url)).entryName, 'mcp-example-org-8443');
-    await install(sb, 'claude', 'demo', { as: 'demo-via-proxy' });
-    await assert.rejects(install(sb, 'claude', 'demo', { as: 'bad name' }), rejectsWith(2, /--as/));
+    assert.equal((await install(sb, 'claude-desktop', url)).entryName, 'mcp-example-org-8443');
+    await install(sb, 'claude-desktop', 'demo', { as: 'demo-via-proxy' });
+    await assert.rejects(install(sb, 'claude-desktop', 'demo', { as: 'bad name' }), rejectsWith(2, /--as/));
     const doc = JSON.parse(await readFile(pathOf('claude-desktop', sb), 'utf8'));
     assert.deepEqual(doc.mcpServers['mcp-example-org-8443'].args, [CLI_SCRIPT_PATH, 'proxy', url]);
     assert.deepEqual(doc.mcpServers['demo-via-proxy'].args, [CLI_SCRIPT_PATH, 'proxy', 'demo']);

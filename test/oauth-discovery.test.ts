@@ -124,7 +124,8 @@ describe('discoverProtectedResource', () => {
     });
     const metadata = await discoverProtectedResource({ serverUrl: server, expectedResource: 'https://mcp.example.com/', fetch: stub.fetch });
     assert.equal(metadata.resource, 'https://mcp.example.com');
-    await assert.rejects(discoverProtectedResource({ serverUrl: server, fetch: stub.fetch }), (e) => isMcpOAuthError(e, 'resource_mismatch'));
+    // With an override, the metadata must name exactly the override (no prefix rule).
+    await assert.rejects(discoverProtectedResource({ serverUrl: server, expectedResource: 'https://mcp.example.com/mcp', fetch: stub.fetch }), (e) => isMcpOAuthError(e, 'resource_mismatch'));
   });
 
   it('refuses a resource mismatch and makes no further request', async () => {
@@ -246,9 +247,12 @@ describe('discoverAuthorizationServer', () => {
       assert.match(e.message, /evil\.example\.com/);
       return true;
     });
-    // A trailing slash is a different issuer (RFC 8414 §3.3 "identical").
+    // A trailing slash on an empty path is the same issuer (RFC 3986 §6.2.3), and the metadata's
+    // own spelling is what the result carries; anything more is a different issuer.
     const slash = stubFetch({ [`${AS}/.well-known/oauth-authorization-server`]: json(asMetadata(`${AS}/`)) });
-    await assert.rejects(discoverAuthorizationServer({ issuer: AS, fetch: slash.fetch }), (e) => isMcpOAuthError(e, 'issuer_mismatch'));
+    assert.equal((await discoverAuthorizationServer({ issuer: AS, fetch: slash.fetch })).issuer, `${AS}/`);
+    const pathSlash = stubFetch({ [`${AS}/.well-known/oauth-authorization-server/t`]: json(asMetadata(`${AS}/t/`)) });
+    await assert.rejects(discoverAuthorizationServer({ issuer: `${AS}/t`, fetch: pathSlash.fetch }), (e) => isMcpOAuthError(e, 'issuer_mismatch'));
   });
 
   it('refuses when S256 is missing or code_challenge_methods_supported is absent', async () => {
@@ -316,7 +320,7 @@ describe('discoverAll and probeChallenge', () => {
     assert.deepEqual(stub.urls(), ['https://mcp.example.com/prm', `${AS}/.well-known/oauth-authorization-server`]);
   });
 
-  it('sends an unauthenticated initialize and parses the 401 challenge', async () => {
+  it('sends an unauthenticated ping (no session is opened) and parses the 401 challenge', async () => {
     let cancelled = false;
     const stub = stubFetch({
       [server]: () =>
@@ -343,7 +347,7 @@ describe('discoverAll and probeChallenge', () => {
     assert.equal(headers.get('authorization'), null);
     const body = JSON.parse(String(init.body));
     assert.equal(body.jsonrpc, '2.0');
-    assert.equal(body.method, 'initialize');
+    assert.equal(body.method, 'ping');
   });
 
   it('returns undefined when the server does not answer 401, and {} for a 401 without Bearer', async () => {

@@ -54,6 +54,10 @@ describe('provider quirks', () => {
 
   it('other providers get no extra parameters, never prompt=consent', () => {
     for (const issuer of ['https://login.microsoftonline.com/x/v2.0', 'https://auth.example.com', 'https://accounts.google.com.evil.example', 'http://accounts.google.com']) {
+      assert.deepEqual(providerFor(issuer).authorizeParams, {}, issuer);
+      assert.equal(providerFor(issuer).authorizeParams.prompt, undefined, issuer);
+    }
+    for (const issuer of ['https://auth.example.com', 'https://accounts.google.com.evil.example', 'http://accounts.google.com']) {
       const q = providerFor(issuer);
       assert.equal(q.name, 'generic', issuer);
       assert.deepEqual(q.authorizeParams, {});

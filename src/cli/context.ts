@@ -12,6 +12,7 @@ import { McpOAuthError } from '../errors.ts';
 import type { CredentialStore, FetchLike, Logger, ServerConfig } from '../types.ts';
 import { createLogger } from '../log.ts';
 import { mcpOAuthHome } from '../config/paths.ts';
+import { httpTimeoutFrom, withTimeout } from '../oauth/http.ts';
 
 export interface CliContext {
   env: NodeJS.ProcessEnv;
@@ -22,6 +23,9 @@ export interface CliContext {
   debug: boolean;
   logger: Logger;
   fetch: FetchLike;
+  /** `fetch` with the OAuth request deadline ($MCP_OAUTH_HTTP_TIMEOUT_MS, default 10 s): for
+   * discovery, registration, token and revocation requests, never for MCP requests (long streams). */
+  oauthFetch: FetchLike;
   /** Set by parse() when the command was given --json. */
   json: boolean;
   server(nameOrUrl: string): Promise<ServerConfig>;
@@ -80,6 +84,7 @@ export function createCliContext(opts: { env: NodeJS.ProcessEnv; argv: string[] 
     debug,
     logger,
     fetch: globalThis.fetch.bind(globalThis),
+    oauthFetch: withTimeout(globalThis.fetch.bind(globalThis), httpTimeoutFrom(env)),
     json: false,
     async server(nameOrUrl) {
       const { resolveServer } = await import('../config/config.ts');

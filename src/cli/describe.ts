@@ -1,6 +1,8 @@
 /** The stored state of one server, as `list` and `status` show it (no network). */
 import { fingerprint } from '../secrets.ts';
+import { loginCommand } from '../errors.ts';
 import type { Credential, ServerConfig } from '../types.ts';
+import { relativeTime } from './output.ts';
 
 export type AuthStatus = 'oauth' | 'bearer_token' | 'not_logged_in' | 'unsupported';
 
@@ -21,17 +23,47 @@ export interface ServerState {
   access_token_fingerprint?: string;
   refresh_token_fingerprint?: string;
   refresh_token_missing_reason?: string;
+  /** When the refresh token itself expires (Keycloak refresh_expires_in, GitHub refresh_token_expires_in). */
+  refresh_token_expires_at?: string;
+  /** Set when it expires within a day or within a quarter of its lifetime. */
+  refresh_token_expiry_warning?: string;
+  /** The identity provider whose quirks the sign-in applied (src/oauth/quirks.ts), and which. */
+  provider?: string;
+  quirks_applied?: string[];
   obtained_at?: string;
+  /** The RFC 8707 resource sent, when the server's metadata names a covering prefix of its URL. */
+  resource_indicator?: string;
+  /** The authorization server this server moved away from (MCP 2026-07-28 "Authorization Server Binding"). */
+  migrated_from?: { issuer: string; at: string };
+}
+
+/** Warn this long before the refresh token expires (or at a quarter of its lifetime, if sooner
+ * noticed): after that the only way on is a new sign-in. */
+export const REFRESH_TOKEN_WARNING_MS = 24 * 3600_000;
+
+/** A sentence when the refresh token expires soon (or has expired), else undefined. */
+export function refreshTokenExpiryWarning(credential: Credential, serverName: string, now: number): string | undefined {
+  const at = credential.refreshTokenExpiresAt;
+  if (!credential.refreshToken || at === undefined) return undefined;
+  const left = at - now;
+  if (left <= 0) return `The refresh token expired ${relativeTime(at, now)}: sign in again (${loginCommand(serverName)}).`;
+  const lifetime = at - credential.obtainedAt;
+  if (left > REFRESH_TOKEN_WARNING_MS && !(lifetime > 0 && left <= lifetime / 4)) return undefined;
+  return `The refresh token expires ${relativeTime(at, now)}; after that you must sign in again. Sign in before then to stay signed in (${loginCommand(serverName)}).`;
 }
 
 export function describeServer(server: ServerConfig, credential: Credential | undefined, now: number): ServerState {
   const base = { server: server.name, url: server.url, source: server.source };
   if (server.bearerTokenEnvVar) return { ...base, auth_status: 'bearer_token', needs_sign_in: false };
   if (!credential) return { ...base, auth_status: 'not_logged_in', needs_sign_in: true };
+  const refreshWarning = refreshTokenExpiryWarning(credential, server.name, now);
   return {
     ...base,
     auth_status: 'oauth',
-    needs_sign_in: Boolean(credential.needsSignIn) || (!credential.refreshToken && credential.expiresAt !== undefined && credential.expiresAt <= now),
+    needs_sign_in: Boolean(credential.needsSignIn) || (
+      credential.expiresAt !== undefined && credential.expiresAt <= now
+      && (!credential.refreshToken || (credential.refreshTokenExpiresAt !== undefined && credential.refreshTokenExpiresAt <= now))
+    ),
     ...(credential.needsSignIn ? { needs_sign_in_reason: credential.needsSignIn.reason } : {}),
     issuer: credential.key.issuer,
     resource: credential.key.resource,
@@ -43,6 +75,11 @@ export function describeServer(server: ServerConfig, credential: Credential | un
     access_token_fingerprint: fingerprint(credential.accessToken),
     ...(credential.refreshToken ? { refresh_token_fingerprint: fingerprint(credential.refreshToken) } : {}),
     ...(credential.refreshTokenMissingReason ? { refresh_token_missing_reason: credential.refreshTokenMissingReason } : {}),
+    ...(credential.refreshToken && credential.refreshTokenExpiresAt !== undefined ? { refresh_token_expires_at: new Date(credential.refreshTokenExpiresAt).toISOString() } : {}),
+    ...(refreshWarning ? { refresh_token_expiry_warning: refreshWarning } : {}),
+    ...(credential.provider ? { provider: credential.provider, quirks_applied: credential.quirksApplied ?? [] } : {}),
     obtained_at: new Date(credential.obtainedAt).toISOString(),
+    ...(credential.resourceIndicator ? { resource_indicator: credential.resourceIndicator } : {}),
+    ...(credential.migratedFrom ? { migrated_from: { issuer: credential.migratedFrom.issuer, at: new Date(credential.migratedFrom.at).toISOString() } } : {}),
   };
 }

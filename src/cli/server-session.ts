@@ -10,8 +10,19 @@ export interface CommandSession extends OAuthSession {
   store: CredentialStore;
 }
 
+/**
+ * --no-browser prints the URL and accepts the callback or a pasted redirect. Otherwise the browser
+ * opens; when it cannot, the URL is shown and, on a terminal, a pasted redirect completes the
+ * sign-in. Without a terminal (a script, CI) nothing could complete it: fail at once (exit 4)
+ * instead of waiting for a browser that never comes.
+ */
 export function browserModeFor(ctx: CliContext, noBrowser: boolean): BrowserMode {
-  return noBrowser ? { mode: 'print', input: ctx.stdin as never, output: ctx.stderr as never } : { mode: 'open' };
+  const input = ctx.stdin as never;
+  const output = ctx.stderr as never;
+  if (noBrowser) return { mode: 'print', input, output };
+  const onBrowserFailed = (reason: string, url: string) => ctx.note(`mcp-oauth: ${reason}. Open this URL in a browser to sign in:\n\n  ${url}\n`);
+  const tty = Boolean((ctx.stdin as { isTTY?: boolean }).isTTY);
+  return { mode: 'open', whenNoBrowser: tty ? { paste: { input, output } } : 'fail', onBrowserFailed };
 }
 
 export async function openCommandSession(

@@ -8,22 +8,35 @@ import type { FetchLike } from '../types.ts';
 
 export interface McpConnection {
   client: Client;
+  /** Pass to every request: the timeout that leaves room for a sign-in (see connectMcp). */
+  requestOptions: { timeout: number };
   serverInfo?: { name: string; version: string };
   protocolVersion?: string;
   close(): Promise<void>;
 }
 
-export async function connectMcp(opts: { url: string; fetch: FetchLike; clientName?: string }): Promise<McpConnection> {
+/** The SDK's own request timeout (60 s) plus the longest sign-in a request may wait for. */
+export const DEFAULT_MCP_REQUEST_TIMEOUT_MS = 60_000 + 5 * 60_000;
+
+/**
+ * `requestTimeoutMs`: a request whose first 401 starts a sign-in waits for the user inside the
+ * fetch. The SDK's 60-second request timeout would then report "Request timed out" for what is a
+ * sign-in in progress, so the timeout leaves room for the sign-in's own (which ends in a clear
+ * `signin_timeout`).
+ */
+export async function connectMcp(opts: { url: string; fetch: FetchLike; clientName?: string; requestTimeoutMs?: number }): Promise<McpConnection> {
   const transport = new StreamableHTTPClientTransport(new URL(opts.url), { fetch: opts.fetch as typeof fetch });
   const client = new Client({ name: opts.clientName ?? 'mcp-oauth', version: '0.1.0' }, { capabilities: {} });
+  const requestOptions = { timeout: opts.requestTimeoutMs ?? DEFAULT_MCP_REQUEST_TIMEOUT_MS };
   try {
-    await client.connect(transport);
+    await client.connect(transport, requestOptions);
   } catch (e) {
     await client.close().catch(() => {});
     throw asMcpError(e, opts.url);
   }
   return {
     client,
+    requestOptions,
     serverInfo: client.getServerVersion() as { name: string; version: string } | undefined,
     protocolVersion: transport.protocolVersion,
     async close() {

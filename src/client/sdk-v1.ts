@@ -38,7 +38,9 @@ export function createOAuthClientProvider(session: OAuthSession): McpOAuthClient
       return credential ? { client_id: credential.clientId } : undefined;
     },
     async tokens(): Promise<OAuthTokens | undefined> {
-      const access_token = await manager.accessToken();
+      // None until the server asks: provider.fetch then signs in from the 401's challenge.
+      const access_token = await manager.tokenForRequest();
+      if (access_token === undefined) return undefined;
       const credential = await manager.credential();
       const expires_in = credential?.expiresAt ? Math.max(0, Math.floor((credential.expiresAt - Date.now()) / 1000)) : undefined;
       return { access_token, token_type: 'Bearer', ...(expires_in !== undefined ? { expires_in } : {}), ...(credential?.scopes.length ? { scope: credential.scopes.join(' ') } : {}) };

@@ -11,13 +11,14 @@ export function createAuthProvider(manager: TokenManager): AuthProvider {
   let lastToken: string | undefined;
   return {
     async token() {
-      lastToken = await manager.accessToken();
+      // Undefined until the server asks (MCP 2026-07-28: the first 401 starts the sign-in).
+      lastToken = await manager.tokenForRequest();
       return lastToken;
     },
     async onUnauthorized(ctx) {
       // RFC 6750 §3.1: a 401 means the server did not run the request; safe to retry once.
       const challenge = parseBearerChallenge(ctx.response.headers.get('www-authenticate'));
-      lastToken = await manager.afterUnauthorized(lastToken ?? '', challenge);
+      lastToken = await manager.afterUnauthorized(lastToken, challenge);
     },
   };
 }

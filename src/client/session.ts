@@ -8,12 +8,16 @@ import type { BrowserMode } from '../signin/flow.ts';
 import type { Credential, CredentialStore, FetchLike, Logger, ServerConfig } from '../types.ts';
 import { silentLogger } from '../types.ts';
 import { canonicalResourceUri } from '../oauth/canonical.ts';
+import { httpTimeoutFrom, withTimeout } from '../oauth/http.ts';
+import type { BearerChallenge } from '../oauth/www-authenticate.ts';
 
 export interface OAuthSessionOptions {
   server: ServerConfig;
   store: CredentialStore;
   fetch?: FetchLike;
   env?: NodeJS.ProcessEnv;
+  /** Deadline for each discovery, registration and token request (default: $MCP_OAUTH_HTTP_TIMEOUT_MS, else 10 s). */
+  httpTimeoutMs?: number;
   logger?: Logger;
   refreshMarginMs?: number;
   /**
@@ -40,6 +44,9 @@ export function serverFromUrl(url: string): ServerConfig {
 export function createOAuthSession(opts: OAuthSessionOptions): OAuthSession {
   const baseFetch = opts.fetch ?? globalThis.fetch.bind(globalThis);
   const env = opts.env ?? process.env;
+  // Every OAuth request has a deadline (a metadata URL that streams forever must not hang us); the
+  // MCP requests themselves do not: their answers may be long-lived SSE streams.
+  const oauthFetch = withTimeout(baseFetch, opts.httpTimeoutMs ?? httpTimeoutFrom(env));
   const logger = opts.logger ?? silentLogger;
   const interactive = opts.interactive;
 
@@ -50,7 +57,7 @@ export function createOAuthSession(opts: OAuthSessionOptions): OAuthSession {
     return signIn({
       server: opts.server,
       store: opts.store,
-      fetch: baseFetch,
+      fetch: oauthFetch,
       env,
       logger,
       browser: interactive.browser,
@@ -64,11 +71,12 @@ export function createOAuthSession(opts: OAuthSessionOptions): OAuthSession {
   const manager = new TokenManager({
     server: opts.server,
     store: opts.store,
-    fetch: baseFetch,
+    fetch: oauthFetch,
     env,
     logger,
     refreshMarginMs: opts.refreshMarginMs,
     signIn: interactive ? (request) => doSignIn(request) : undefined,
+    authorizationServers: (challenge) => authorizationServersOf(opts.server, oauthFetch, challenge),
     onEvent: opts.onEvent,
   });
   const fetch = createAuthenticatedFetch(manager, { fetch: withStaticHeaders(baseFetch, opts.server, env), logger, allowedOrigin: new URL(opts.server.url).origin });
@@ -88,4 +96,11 @@ export function withStaticHeaders(fetch: FetchLike, server: ServerConfig, env: N
     for (const [k, v] of Object.entries(headers)) if (!h.has(k)) h.set(k, v);
     return fetch(input, { ...init, headers: h });
   };
+}
+
+/** What the server's resource metadata names as its authorization servers now (the migration check). */
+async function authorizationServersOf(server: ServerConfig, fetch: FetchLike, challenge?: BearerChallenge): Promise<string[] | undefined> {
+  const { findProtectedResource } = await import('../oauth/discovery.ts');
+  const found = await findProtectedResource({ serverUrl: server.url, resourceMetadataUrl: challenge?.resourceMetadata, expectedResource: server.oauthResource, fetch });
+  return found?.metadata.authorization_servers;
 }

@@ -2,6 +2,9 @@
 // read on every start of the proxy, whose start-up is on the MCP client's clock.
 import * as z from 'zod/mini';
 import type { ServerConfig } from '../types.ts';
+import { PROVIDER_NAMES } from '../oauth/quirks.ts';
+
+const PROVIDER_CHOICES: string[] = [...PROVIDER_NAMES, 'none'];
 
 /**
  * The config file's shape: the single source of truth for what `config.toml` may contain.
@@ -39,7 +42,11 @@ export const oauthTableSchema = z.strictObject(
     client_metadata_url: z.optional(httpUrl()),
     callback_port: z.optional(wholeNumber('must be a number from 1 to 65535', 1, 65535)),
     authorize_params: z.optional(stringTable('strings')),
-    provider: z.optional(text()),
+    // A provider whose quirks to apply (src/oauth/quirks.ts), or "none"; a typo is reported.
+    provider: z.optional(text().check(z.refine((v) => PROVIDER_CHOICES.includes(v.trim().toLowerCase()), { error: `must be one of ${PROVIDER_CHOICES.map((n) => `"${n}"`).join(', ')}` }))),
+    // MCP says to refuse an authorization server whose metadata does not advertise PKCE S256;
+    // true proceeds anyway (the user knows it supports S256, as Microsoft Entra ID does).
+    assume_pkce: z.optional(z.boolean({ error: 'must be true or false' })),
     transport: z.optional(z.enum(['streamable-http', 'sse'], { error: 'must be "streamable-http" or "sse"' })),
   },
   { error: (issue) => (issue.code === 'unrecognized_keys' ? 'is not a known oauth setting' : 'must be a table') },
@@ -90,6 +97,7 @@ export function toServerConfig(
   if (o.client_metadata_url !== undefined) oauth.clientMetadataUrl = o.client_metadata_url;
   if (o.callback_port !== undefined) oauth.callbackPort = o.callback_port;
   if (o.provider !== undefined) oauth.provider = o.provider;
+  if (o.assume_pkce !== undefined) oauth.assumePkce = o.assume_pkce;
   if (o.transport !== undefined) oauth.transport = o.transport;
   const config: ServerConfig = {
     name,
@@ -121,6 +129,7 @@ export function toServerTable(config: Omit<ServerConfig, 'source' | 'configFile'
   if (o.clientMetadataUrl) oauth.client_metadata_url = o.clientMetadataUrl;
   if (o.callbackPort !== undefined) oauth.callback_port = o.callbackPort;
   if (o.provider) oauth.provider = o.provider;
+  if (o.assumePkce) oauth.assume_pkce = true;
   if (o.transport) oauth.transport = o.transport;
   if (Object.keys(o.authorizeParams).length) oauth.authorize_params = o.authorizeParams;
   if (Object.keys(oauth).length) table.oauth = oauth;

@@ -2,7 +2,7 @@ import { posix, win32 } from 'node:path';
 import type { ProxyLaunch } from './launch.ts';
 
 /** The MCP clients `mcp-oauth install` knows, each in its own module. */
-export type ClientId = 'codex' | 'claude-desktop' | 'cursor' | 'vscode';
+export type ClientId = 'codex' | 'claude-code' | 'claude-desktop' | 'cursor' | 'vscode';
 
 /** What decides a client's config path; passed in, so path selection is a pure function. */
 export interface PlatformInfo {
@@ -59,7 +59,11 @@ export function xdgConfigHome(info: PlatformInfo): string {
   return xdg && posix.isAbsolute(xdg) ? xdg : posix.join(homeFor(info), '.config');
 }
 
-/** The entry object as JSON clients store it: `env` only when there is something in it. */
+/**
+ * The entry object as JSON clients store it: `env` only when there is something in it.
+ * `launch.forwardEnv` is not written: JSON configs have no way to pass a variable on by name
+ * (Cursor, VS Code and Claude Code start servers with their own whole environment anyway).
+ */
 export function jsonEntry(launch: ProxyLaunch, extra: Record<string, unknown> = {}): Record<string, unknown> {
   return { ...extra, command: launch.command, args: [...launch.args], ...(launch.env ? { env: { ...launch.env } } : {}) };
 }

@@ -1,12 +1,13 @@
 import { isDeepStrictEqual } from 'node:util';
 import { parse, stringify, TomlError } from 'smol-toml';
 import { homeFor, pathFor, type EntryEdit, type InstallClient, type PlatformInfo } from './client.ts';
-import { entryExists, malformed } from './json-config.ts';
+import { entryExists, malformed, shownUrl } from './json-config.ts';
 import type { ProxyLaunch } from './launch.ts';
 
 /**
  * Codex CLI: `$CODEX_HOME/config.toml` (default ~/.codex/config.toml), table `[mcp_servers.NAME]`
- * with `command` / `args` / `env`.
+ * with `command` / `args` / `env`, and `env_vars` (names Codex passes on from its own environment;
+ * Codex starts stdio servers with only a short list of variables otherwise).
  *
  * The file is edited as TEXT so the user's comments and layout survive (smol-toml drops comments):
  * a new table is appended; with --force an existing table's block (and its sub-tables) is replaced
@@ -28,7 +29,12 @@ export function codexConfigPath(info: PlatformInfo): string {
 }
 
 export function codexTable(launch: ProxyLaunch): Record<string, unknown> {
-  return { command: launch.command, args: [...launch.args], ...(launch.env ? { env: { ...launch.env } } : {}) };
+  return {
+    command: launch.command,
+    args: [...launch.args],
+    ...(launch.env ? { env: { ...launch.env } } : {}),
+    ...(launch.forwardEnv?.length ? { env_vars: [...launch.forwardEnv] } : {}),
+  };
 }
 
 export function renderCodexTable(entryName: string, launch: ProxyLaunch, eol: string): string {
@@ -40,6 +46,7 @@ export function renderCodexTable(entryName: string, launch: ProxyLaunch, eol: st
   if (launch.env) {
     lines.push(`env = { ${Object.entries(launch.env).map(([k, v]) => `${tomlKey(k)} = ${tomlString(v)}`).join(', ')} }`);
   }
+  if (launch.forwardEnv?.length) lines.push(`env_vars = [${launch.forwardEnv.map(tomlString).join(', ')}]`);
   return lines.join(eol) + eol;
 }
 
@@ -57,7 +64,7 @@ export function applyCodexEntry(opts: { existing: string | undefined; file: stri
     if (sameData(current, table)) return { text, status: 'unchanged', commentsDropped: false };
     if (!opts.force) {
       // An entry with `url` is most likely the remote server itself, configured in Codex directly.
-      const remote = isTable(current) && typeof current.url === 'string' ? ` (Codex's own remote entry, url = ${current.url})` : '';
+      const remote = isTable(current) && typeof current.url === 'string' ? ` (Codex's own remote entry, url = ${shownUrl(current.url)})` : '';
       throw entryExists(file, `[mcp_servers.${entryName}]`, entryName, 'Codex', remote);
     }
     status = 'replaced';

@@ -2,32 +2,40 @@ import { resolve as resolvePath } from 'node:path';
 import { McpOAuthError } from '../errors.ts';
 import type { ServerConfig } from '../types.ts';
 import type { ClientId, InstallClient, PlatformInfo } from './client.ts';
+import { claudeCode } from './claude-code.ts';
 import { claudeDesktop } from './claude-desktop.ts';
 import { codex, codexConfigPath } from './codex.ts';
 import { cursor } from './cursor.ts';
 import { vscode } from './vscode.ts';
 import { backupFile, NEW_FILE_MODE, readExisting, writeFileKeepingMode } from './file-write.ts';
-import { CLI_SCRIPT_PATH, entryNameFor, launchWarnings, proxyLaunch, type ProxyLaunch } from './launch.ts';
+import { CLI_SCRIPT_PATH, entryNameFor, launchWarnings, proxyLaunch, type ProxyLaunch, type StoreChoice } from './launch.ts';
 
 export type { ClientId, InstallClient, PlatformInfo } from './client.ts';
-export { entryNameFor, proxyLaunch, CLI_SCRIPT_PATH, type ProxyLaunch } from './launch.ts';
+export { entryNameFor, proxyLaunch, CLI_SCRIPT_PATH, type ProxyLaunch, type StoreChoice } from './launch.ts';
 export { codexConfigPath } from './codex.ts';
 
 export const CLIENTS: Record<ClientId, InstallClient> = {
   codex,
+  'claude-code': claudeCode,
   'claude-desktop': claudeDesktop,
   cursor,
   vscode,
 };
 
-const ALIASES: Record<string, ClientId> = { claude: 'claude-desktop', 'claude-desktop': 'claude-desktop', code: 'vscode', 'vs-code': 'vscode' };
+const ALIASES: Record<string, ClientId> = { code: 'vscode', 'vs-code': 'vscode' };
 
 export function clientFor(name: string): InstallClient {
   const lower = name.toLowerCase();
+  // `claude` is both Claude Code's command and the start of Claude Desktop's name: never guessed.
+  if (lower === 'claude') {
+    throw new McpOAuthError('usage', '"claude" could mean Claude Code or Claude Desktop; name the client', {
+      hint: 'mcp-oauth install claude-code NAME (the `claude` CLI), or mcp-oauth install claude-desktop NAME (the desktop app)',
+    });
+  }
   const id = (Object.hasOwn(CLIENTS, lower) ? lower : Object.hasOwn(ALIASES, lower) ? ALIASES[lower] : undefined) as ClientId | undefined;
   if (!id) {
     throw new McpOAuthError('usage', `unknown client ${JSON.stringify(name)}; known clients: ${Object.keys(CLIENTS).join(', ')}`, {
-      hint: 'mcp-oauth install codex|claude-desktop|cursor|vscode NAME',
+      hint: `mcp-oauth install ${Object.keys(CLIENTS).join('|')} NAME`,
     });
   }
   return CLIENTS[id];
@@ -56,6 +64,8 @@ export async function installForCommand(opts: {
   platform: NodeJS.Platform;
   homedir: string;
   resolveServer: (nameOrUrl: string) => Promise<ServerConfig>;
+  /** `[settings] store` of our config (MCP_OAUTH_STORE in `env` wins, as everywhere). */
+  storeSetting?: StoreChoice;
   execPath?: string;
   cliPath?: string;
   now?: () => Date;
@@ -70,6 +80,9 @@ export async function installForCommand(opts: {
     home: opts.home,
     execPath: opts.execPath ?? process.execPath,
     cliPath: opts.cliPath ?? CLI_SCRIPT_PATH,
+    client: client.id,
+    platform: opts.platform,
+    ...(opts.storeSetting ? { storeSetting: opts.storeSetting } : {}),
   });
   const info: PlatformInfo = { platform: opts.platform, env: opts.env, homedir: opts.homedir };
   const result = await installProxyEntry({
@@ -96,7 +109,10 @@ export interface InstallOptions {
   /** Codex's config.toml as mcp-oauth reads it (to refuse replacing the entry the proxy itself reads). */
   codexConfigFile: string;
   force: boolean;
-  /** Show the entry; read and write nothing. */
+  /**
+   * Show the entry and write nothing. Everything else runs as for real (the file is read and the
+   * edit computed), so --print fails exactly where install would, with the same error and exit code.
+   */
   print: boolean;
   now?: () => Date;
 }
@@ -110,6 +126,8 @@ export interface InstallResult {
   /** The entry as the client's file spells it (what --print shows). */
   entryText: string;
   status: 'created' | 'replaced' | 'unchanged' | 'printed';
+  /** With --print: what install would do (created, replaced with --force, or nothing to change). */
+  wouldBe?: 'created' | 'replaced' | 'unchanged';
   backup?: string;
   commentsDropped: boolean;
   warnings: string[];
@@ -126,12 +144,13 @@ export async function installProxyEntry(opts: InstallOptions): Promise<InstallRe
     launch,
     entryText: client.renderEntry(entryName, launch),
     commentsDropped: false,
-    warnings: launchWarnings(launch.args[0] ?? ''),
+    warnings: launchWarnings(launch),
   };
-  if (opts.print) return { ...base, status: 'printed' };
   refuseSelfShadowing(opts);
   const existing = await readExisting(file);
   const edit = client.applyEntry({ existing: existing?.text, file, entryName, launch, force: opts.force });
+  // --print stops here: the same checks as a real install have run (a refusal has been thrown).
+  if (opts.print) return { ...base, status: 'printed', wouldBe: edit.status, commentsDropped: edit.commentsDropped };
   if (edit.status === 'unchanged') return { ...base, status: 'unchanged' };
   const backup = existing ? await backupFile(file, existing, (opts.now ?? (() => new Date()))()) : undefined;
   await writeFileKeepingMode(existing?.realPath ?? file, edit.text, existing?.mode ?? NEW_FILE_MODE);

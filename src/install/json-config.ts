@@ -44,7 +44,12 @@ export function applyJsonEntry(opts: {
     const current = findNodeAtLocation(container, [entryName]);
     if (current) {
       if (isDeepStrictEqual(plain(getNodeValue(current)), entry)) return { text: opts.existing ?? '', status: 'unchanged', commentsDropped: false };
-      if (!opts.force) throw entryExists(file, `"${containerKey}"."${entryName}"`, entryName, opts.clientTitle);
+      if (!opts.force) {
+        // An entry with `url` is most likely the remote server itself, configured in the client directly.
+        const value = plain(getNodeValue(current));
+        const url = isPlainObject(value) && typeof value.url === 'string' ? value.url : undefined;
+        throw entryExists(file, `"${containerKey}"."${entryName}"`, entryName, opts.clientTitle, url ? ` (${opts.clientTitle}'s own remote entry, url = ${shownUrl(url)})` : '');
+      }
       status = 'replaced';
       edits = [replaceValue(text, current, container, entry, style)];
     } else {
@@ -188,6 +193,16 @@ export function malformed(file: string, why: string): McpOAuthError {
   return new McpOAuthError('config_invalid', `${file}: ${why}; the file was left unchanged`, {
     hint: `fix ${file} (or move it away) and run the command again`,
   });
+}
+
+/** A URL from a client's config as an error may show it: no query, fragment or user info (they can hold keys). */
+export function shownUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.protocol}//${u.host}${u.pathname}${u.search || u.hash ? '?…' : ''}`;
+  } catch {
+    return '(not a valid URL)';
+  }
 }
 
 export function entryExists(file: string, where: string, entryName: string, clientTitle: string, extra = ''): McpOAuthError {

@@ -1,8 +1,10 @@
 /**
- * A `fetch` that is always signed in: it adds the Bearer token (RFC 6750 §2.1), refreshes and
- * retries once on 401 (RFC 6750 §3.1 invalid_token), and steps up scopes on 403
- * insufficient_scope (MCP spec 2025-11-25 "Step-Up Authorization Flow"). Responses are passed on
- * untouched and unbuffered, so Streamable HTTP / SSE streams keep streaming.
+ * A `fetch` that is always signed in: it adds the Bearer token (RFC 6750 §2.1) when there is a
+ * credential, and otherwise sends none until the server asks (MCP 2026-07-28 "Authorization Flow
+ * Steps": the 401 and its challenge start discovery and sign-in); it refreshes and retries once on
+ * 401 (RFC 6750 §3.1 invalid_token), and steps up scopes on 403 insufficient_scope (MCP 2026-07-28
+ * "Step-Up Authorization Flow"). Responses are passed on untouched and unbuffered, so Streamable
+ * HTTP / SSE streams keep streaming.
  */
 import { McpOAuthError, loginCommand } from '../errors.ts';
 import { parseBearerChallenge, type BearerChallenge } from '../oauth/www-authenticate.ts';
@@ -10,7 +12,12 @@ import type { FetchLike, Logger } from '../types.ts';
 import { silentLogger } from '../types.ts';
 import type { TokenManager } from './token-manager.ts';
 
-export const DEFAULT_MAX_STEP_UPS = 3;
+/**
+ * Authorization requests (sign-ins) one operation may cause, the first one and step-ups together.
+ * MCP 2026-07-28 "Step-Up Authorization Flow": retry "no more than a few times" and track scope
+ * upgrade attempts; a server that keeps answering insufficient_scope must not loop the browser.
+ */
+export const DEFAULT_MAX_AUTHORIZATIONS = 3;
 
 type RequestBody = NonNullable<RequestInit['body']>;
 
@@ -65,8 +72,8 @@ function headersWithBearer(headers: HeadersInit | undefined, token: string): Hea
   return out;
 }
 
-function withBearer(init: RequestInit | undefined, body: RequestBody | undefined, token: string): RequestInit {
-  const next: RequestInit = { ...init, headers: headersWithBearer(init?.headers, token) };
+function withBearer(init: RequestInit | undefined, body: RequestBody | undefined, token: string | undefined): RequestInit {
+  const next: RequestInit = token === undefined ? { ...init } : { ...init, headers: headersWithBearer(init?.headers, token) };
   if (body !== undefined) next.body = body;
   // A buffered stream is no longer a stream: `duplex` only applies to stream bodies.
   if (body instanceof Uint8Array && 'duplex' in next) delete (next as { duplex?: unknown }).duplex;
@@ -85,13 +92,14 @@ export function createAuthenticatedFetch(
   manager: TokenManager,
   opts: {
     fetch: FetchLike;
-    maxStepUps?: number;
+    /** Sign-ins per operation, first and step-ups together (default 3). */
+    maxAuthorizations?: number;
     logger?: Logger;
     /** Only requests to this origin get the token (the MCP server's); others are refused. */
     allowedOrigin?: string;
   },
 ): FetchLike {
-  const maxStepUps = opts.maxStepUps ?? DEFAULT_MAX_STEP_UPS;
+  const maxAuthorizations = opts.maxAuthorizations ?? DEFAULT_MAX_AUTHORIZATIONS;
   const logger = opts.logger ?? silentLogger;
   let checkedUrl: string | undefined;
 
@@ -110,10 +118,19 @@ export function createAuthenticatedFetch(
     }
     const raw = init?.body;
     const body = raw === undefined || raw === null ? undefined : isReplayable(raw) ? raw : await replayableBody(raw);
-    let token = await manager.accessToken();
+    let token = await manager.tokenForRequest();
     let res = await opts.fetch(input, withBearer(init, body, token));
     let refreshed = false;
-    let stepUps = 0;
+    let authorizations = 0;
+    /** Runs a lifecycle step and counts the sign-ins it started (joined ones count: the user saw them). */
+    const counting = async (step: () => Promise<string>): Promise<string> => {
+      const before = manager.signIns;
+      try {
+        return await step();
+      } finally {
+        authorizations += manager.signIns - before;
+      }
+    };
 
     for (;;) {
       if (res.status === 401) {
@@ -130,8 +147,9 @@ export function createAuthenticatedFetch(
           });
         }
         refreshed = true;
-        logger.debug('401 from the MCP server; refreshing and retrying once', { server: manager.serverName, error: challenge?.error });
-        token = await manager.afterUnauthorized(token, challenge);
+        logger.debug(token === undefined ? '401 from the MCP server; signing in' : '401 from the MCP server; refreshing and retrying once', { server: manager.serverName, error: challenge?.error });
+        const sent = token;
+        token = await counting(() => manager.afterUnauthorized(sent, challenge));
         res = await opts.fetch(input, withBearer(init, body, token));
         continue;
       }
@@ -139,10 +157,9 @@ export function createAuthenticatedFetch(
         const challenge = parseBearerChallenge(res.headers.get('www-authenticate'));
         if (challenge?.error === 'insufficient_scope') {
           await discard(res);
-          if (stepUps >= maxStepUps) throw tooManyStepUps(manager.serverName, challenge, stepUps);
-          stepUps++;
+          if (authorizations >= maxAuthorizations) throw tooManyAuthorizations(manager.serverName, challenge, authorizations);
           logger.info('the MCP server needs more scopes; signing in again', { server: manager.serverName, scopes: challenge.scope });
-          token = await manager.afterInsufficientScope(challenge);
+          token = await counting(() => manager.afterInsufficientScope(challenge));
           res = await opts.fetch(input, withBearer(init, body, token));
           continue;
         }
@@ -152,11 +169,11 @@ export function createAuthenticatedFetch(
   };
 }
 
-function tooManyStepUps(server: string, challenge: BearerChallenge, stepUps: number): McpOAuthError {
+function tooManyAuthorizations(server: string, challenge: BearerChallenge, authorizations: number): McpOAuthError {
   const wanted = challenge.scope?.length ? ` (it asks for: ${challenge.scope.join(' ')})` : '';
   return new McpOAuthError(
     'insufficient_scope',
-    `${server} still refuses the request for missing permissions after ${stepUps} step-up sign-in${stepUps === 1 ? '' : 's'}${wanted}.`,
+    `${server} still refuses the request for missing permissions after ${authorizations} sign-in${authorizations === 1 ? '' : 's'}${wanted}.`,
     { hint: `check that your account may use these scopes, then run ${loginCommand(server)}`, status: 403, details: { scopes: challenge.scope ?? [] } },
   );
 }

@@ -14,15 +14,18 @@
  */
 import { McpOAuthError, isMcpOAuthError, loginCommand } from '../errors.ts';
 import { canonicalResourceUri } from '../oauth/canonical.ts';
-import type { ClientAuth } from '../oauth/tokens.ts';
 import { stepUpScopes } from '../oauth/scopes.ts';
 import type { BearerChallenge } from '../oauth/www-authenticate.ts';
 import { fingerprint } from '../secrets.ts';
 import type { Clock, Credential, CredentialStore, FetchLike, Logger, ServerConfig } from '../types.ts';
 import { silentLogger } from '../types.ts';
 import { DEFAULT_RETRY, backoffDelayMs, realSleep, type RetryPolicy } from './backoff.ts';
+import { selectCredentials } from '../store/select.ts';
+import { classifyRefreshError, isStale, refreshRefusal, resolveClientAuth, signInRequiredError, stillValid } from './refresh.ts';
 
-export type SignInReason = 'no_credential' | 'grant_gone' | 'insufficient_scope';
+export { isStale, resolveClientAuth } from './refresh.ts';
+
+export type SignInReason = 'no_credential' | 'grant_gone' | 'insufficient_scope' | 'issuer_changed';
 export interface SignInRequest {
   reason: SignInReason;
   scopes?: string[];
@@ -49,59 +52,18 @@ export interface TokenManagerOptions {
   refreshMarginMs?: number;
   /** Interactive sign-in; must persist the credential itself. Absent → throw signin_required. */
   signIn?: (request: SignInRequest) => Promise<Credential>;
+  /**
+   * The authorization servers the MCP server names now (its resource metadata), for the
+   * migration check after a 401 (MCP 2026-07-28 "Authorization Server Binding"). Undefined when
+   * it cannot be told (no metadata, a network error): then nothing is concluded.
+   */
+  authorizationServers?: (challenge?: BearerChallenge) => Promise<string[] | undefined>;
   /** `attempts` = retries after the first failed try (default 3). */
   retry?: { attempts?: number; baseDelayMs?: number; maxDelayMs?: number; sleep?: (ms: number) => Promise<void> };
   onEvent?: (e: LifecycleEvent) => void;
 }
 
 export const DEFAULT_REFRESH_MARGIN_MS = 60_000;
-
-/**
- * True when the credential must be refreshed before use. No access token → true. Unknown expiry →
- * false: we cannot know, so we refresh on a 401 only (RFC 6749 §5.1 makes `expires_in` optional).
- */
-export function isStale(credential: Credential, now: number, marginMs: number): boolean {
-  if (!credential.accessToken) return true;
-  if (credential.expiresAt === undefined) return false;
-  // The margin never exceeds a quarter of the token's lifetime: with 60 s margin and 10 s tokens
-  // every request would otherwise refresh, and a refresh per call burns the rotation budget.
-  const lifetime = credential.expiresAt - credential.obtainedAt;
-  const margin = lifetime > 0 ? Math.min(marginMs, Math.floor(lifetime / 4)) : marginMs;
-  return credential.expiresAt - margin <= now;
-}
-
-/** True when the access token exists and its known expiry has not passed (margin ignored). */
-function stillValid(credential: Credential | undefined, now: number): credential is Credential & { accessToken: string } {
-  return !!credential?.accessToken && credential.expiresAt !== undefined && credential.expiresAt > now;
-}
-
-/**
- * Client authentication for the refresh (RFC 6749 §2.3.1). The credential names the client and the
- * method; a secret comes from the stored registration (DCR-issued, same client id) or from the
- * environment variable the config names — never from the config file itself.
- */
-export async function resolveClientAuth(
-  credential: Credential,
-  store: CredentialStore,
-  server: ServerConfig,
-  env: NodeJS.ProcessEnv,
-): Promise<ClientAuth> {
-  const method = credential.tokenEndpointAuthMethod;
-  const client: ClientAuth = { clientId: credential.clientId, method };
-  if (method === 'none') return client;
-  const registration = await store.getRegistration(credential.key.issuer);
-  if (registration?.clientId === credential.clientId && registration.clientSecret) {
-    return { ...client, clientSecret: registration.clientSecret };
-  }
-  const envVar = server.oauth.clientSecretEnvVar;
-  const fromEnv = envVar ? env[envVar] : undefined;
-  if (fromEnv) return { ...client, clientSecret: fromEnv };
-  throw new McpOAuthError(
-    'config_invalid',
-    `The client secret for ${server.name} is missing: ${envVar ? `$${envVar} is not set` : 'no stored registration holds one and no clientSecretEnvVar is configured'}.`,
-    { hint: envVar ? `export ${envVar}=… and run the command again` : loginCommand(server.name) },
-  );
-}
 
 type RefreshOutcome =
   | { ok: true; credential: Credential }
@@ -118,6 +80,7 @@ export class TokenManager {
   #cached: Credential | undefined;
   #refreshing: Promise<RefreshOutcome> | undefined;
   #signingIn: Promise<Credential> | undefined;
+  #signIns = 0;
 
   constructor(opts: TokenManagerOptions) {
     this.#opts = opts;
@@ -142,18 +105,38 @@ export class TokenManager {
   async credential(opts: { reload?: boolean } = {}): Promise<Credential | undefined> {
     const cached = this.#cached;
     if (!opts.reload && cached && !cached.needsSignIn && !isStale(cached, this.#clock(), this.#marginMs)) return cached;
-    const all = await this.#opts.store.list();
-    let found: Credential | undefined;
-    for (const c of all) {
-      if (c.key.serverName !== this.serverName || c.key.resource !== this.resource) continue;
-      if (!found || c.obtainedAt > found.obtainedAt) found = c;
-    }
+    // Its own, else a sign-in made with the bare URL (src/store/select.ts); with several issuers
+    // (the server moved) the newest wins.
+    const [found] = selectCredentials(await this.#opts.store.list(), this.#opts.server);
     if (cached && found && found.accessToken !== cached.accessToken) {
       this.#logger.debug('picked up a credential written elsewhere', { server: this.serverName, token: fingerprint(found.accessToken) });
       this.#emit({ type: 'reloaded', server: this.serverName });
     }
     this.#cached = found;
     return found;
+  }
+
+  /**
+   * The token to send with an MCP request, or undefined to send none. MCP 2026-07-28 "Authorization
+   * Flow Steps": a client without a usable credential sends the request without a token and starts
+   * discovery and sign-in from the 401's challenge; a server that never asks is reached without
+   * one. A stored credential is used, refreshed first when stale (a fresh process with an expired
+   * token refreshes before its first request). A grant found gone also means "send none".
+   */
+  async tokenForRequest(): Promise<string | undefined> {
+    const current = await this.credential();
+    if (!current || current.needsSignIn) return undefined;
+    try {
+      return (await this.#refreshIfStale(false)).accessToken;
+    } catch (err) {
+      if (isMcpOAuthError(err, 'signin_required')) return undefined;
+      throw err;
+    }
+  }
+
+  /** How many interactive sign-ins this manager has started (auth-fetch caps them per operation). */
+  get signIns(): number {
+    return this.#signIns;
   }
 
   async accessToken(): Promise<string> {
@@ -163,16 +146,22 @@ export class TokenManager {
   }
 
   async refreshIfStale(): Promise<Credential> {
+    return this.#refreshIfStale(true);
+  }
+
+  /** `mayPrompt` false: a needed sign-in is a signin_required error, never a browser. */
+  async #refreshIfStale(mayPrompt: boolean): Promise<Credential> {
+    const signIn = (request: SignInRequest, why: string) => (mayPrompt ? this.#signIn(request, why) : Promise.reject(this.#signInRequired(why)));
     const current = await this.credential();
-    if (!current) return this.#signIn({ reason: 'no_credential' }, 'no stored credential');
-    if (current.needsSignIn) return this.#signIn({ reason: 'grant_gone', previous: current }, current.needsSignIn.reason);
+    if (!current) return signIn({ reason: 'no_credential' }, 'no stored credential');
+    if (current.needsSignIn) return signIn({ reason: 'grant_gone', previous: current }, current.needsSignIn.reason);
     const now = this.#clock();
     if (!isStale(current, now, this.#marginMs)) return current;
     if (!current.refreshToken) {
       // Nothing to refresh with: use the token while it lasts, then a sign-in is the only way.
       if (stillValid(current, now)) return current;
       const why = current.refreshTokenMissingReason ?? 'the access token has expired and there is no refresh token';
-      return this.#signIn({ reason: 'grant_gone', previous: current }, why);
+      return signIn({ reason: 'grant_gone', previous: current }, why);
     }
     const outcome = await this.#sharedRefresh((c) => isStale(c, this.#clock(), this.#marginMs));
     if (outcome.ok) return outcome.credential;
@@ -192,12 +181,18 @@ export class TokenManager {
       throw this.#unavailable(error);
     }
     if (isMcpOAuthError(error, 'signin_required')) {
+      if (!mayPrompt) throw error;
       return this.#signInOr({ reason: 'grant_gone', previous: outcome.credential ?? current }, error);
     }
     throw error;
   }
 
-  async afterUnauthorized(usedToken: string, challenge?: BearerChallenge): Promise<string> {
+  /**
+   * After a 401 (RFC 6750 §3.1): the token sent (undefined: none was sent) did not do. Returns the
+   * token to retry with — another process's newer one, a refreshed one, or one from a new sign-in
+   * that starts from this challenge.
+   */
+  async afterUnauthorized(usedToken: string | undefined, challenge?: BearerChallenge): Promise<string> {
     // The store may already hold a newer token (another process refreshed or signed in).
     const current = await this.credential({ reload: true });
     if (!current) return this.#tokenOf(await this.#signIn({ reason: 'no_credential', challenge }, 'no stored credential'));
@@ -205,9 +200,21 @@ export class TokenManager {
       return this.#tokenOf(await this.#signIn({ reason: 'grant_gone', challenge, previous: current }, current.needsSignIn.reason));
     }
     if (current.accessToken && current.accessToken !== usedToken) {
-      // Another process already replaced the rejected token: use its token (refreshed if stale).
+      // Another process already replaced the rejected token (or signed in while we sent none):
+      // use its token (refreshed if stale).
       this.#logger.info('using the access token another process stored', { server: this.serverName });
       return this.accessToken();
+    }
+    const newIssuer = await this.#movedFrom(current, challenge);
+    if (newIssuer) {
+      // MCP 2026-07-28 "Authorization Server Binding": the server now trusts another authorization
+      // server. Its tokens (and this client's registration) belong to the old one and are never
+      // presented to the new one; a sign-in there is the only way on. The mark survives a failed
+      // or declined sign-in, so the next run starts from the 401 again.
+      const reason = `${this.serverName} moved to the authorization server ${newIssuer}`;
+      await this.markNeedsSignIn(reason);
+      const marked = (await this.credential({ reload: true })) ?? current;
+      return this.#tokenOf(await this.#signIn({ reason: 'issuer_changed', challenge, previous: marked }, reason));
     }
     if (!current.refreshToken) {
       const why = current.refreshTokenMissingReason ?? 'the server rejected the access token and there is no refresh token';
@@ -239,7 +246,7 @@ export class TokenManager {
       throw new McpOAuthError(
         'insufficient_scope',
         `${this.serverName} needs more permissions${scopes.length ? ` (scopes: ${scopes.join(' ')})` : ''}; sign in again to grant them.`,
-        { hint: loginCommand(this.serverName), status: 403, details: { scopes } },
+        { hint: loginCommand(this.serverName), status: 403, details: { scopes, challenge } },
       );
     }
     return this.#tokenOf(await this.#runSignIn({ reason: 'insufficient_scope', scopes, challenge, previous: current }));
@@ -267,13 +274,24 @@ export class TokenManager {
     return credential.accessToken;
   }
 
-  #signInRequired(why: string, cause?: unknown, oauthError?: string): McpOAuthError {
-    return new McpOAuthError('signin_required', `Sign-in required for ${this.serverName}: ${why.replace(/\.$/, '')}.`, {
-      hint: loginCommand(this.serverName),
-      cause,
-      oauthError,
-      details: { server: this.serverName },
-    });
+  #signInRequired(why: string, cause?: unknown, oauthError?: string, challenge?: BearerChallenge): McpOAuthError {
+    return signInRequiredError(this.serverName, why, { cause, oauthError, challenge });
+  }
+
+
+  /** The issuer the server names instead of the credential's, when it moved; else undefined. */
+  async #movedFrom(current: Credential, challenge?: BearerChallenge): Promise<string | undefined> {
+    if (!this.#opts.authorizationServers) return undefined;
+    let listed: string[] | undefined;
+    try {
+      listed = await this.#opts.authorizationServers(challenge);
+    } catch (err) {
+      this.#logger.debug('could not read the resource metadata for the migration check', { server: this.serverName, error: String(err) });
+      return undefined;
+    }
+    if (!listed?.length) return undefined;
+    const { sameIssuer } = await import('../oauth/discovery.ts');
+    return listed.some((issuer) => sameIssuer(issuer, current.key.issuer)) ? undefined : listed[0];
   }
 
   #unavailable(error: McpOAuthError): McpOAuthError {
@@ -287,7 +305,7 @@ export class TokenManager {
 
   /** Interactive sign-in (single-flight) or signin_required when none is available. */
   #signIn(request: SignInRequest, why: string): Promise<Credential> {
-    return this.#signInOr(request, this.#signInRequired(why, undefined, request.previous?.needsSignIn?.oauthError));
+    return this.#signInOr(request, this.#signInRequired(why, undefined, request.previous?.needsSignIn?.oauthError, request.challenge));
   }
 
   async #signInOr(request: SignInRequest, error: McpOAuthError): Promise<Credential> {
@@ -298,6 +316,7 @@ export class TokenManager {
 
   #runSignIn(request: SignInRequest): Promise<Credential> {
     const signIn = this.#opts.signIn!;
+    if (!this.#signingIn) this.#signIns += 1;
     this.#signingIn ??= (async () => {
       try {
         const credential = await signIn(request);
@@ -334,7 +353,7 @@ export class TokenManager {
       try {
         return { ok: true, credential: await this.#refreshOnce(needsRefresh) };
       } catch (err) {
-        const error = this.#classify(err);
+        const error = classifyRefreshError(err, this.serverName);
         const willRetry = error.transient && retry < this.#retry.attempts;
         this.#emit({ type: 'refresh_failed', server: this.serverName, error, willRetry });
         if (!willRetry) return { ok: false, error, credential: this.#cached };
@@ -344,28 +363,6 @@ export class TokenManager {
         await this.#retry.sleep(delay);
       }
     }
-  }
-
-  /** Protocol refusals end in signin_required (the user's next step); local problems pass through. */
-  #classify(err: unknown): McpOAuthError {
-    if (!(err instanceof McpOAuthError)) {
-      return new McpOAuthError('internal', `Refreshing the token for ${this.serverName} failed unexpectedly.`, { cause: err });
-    }
-    if (err.transient || err.code === 'signin_required') return err;
-    // A 200 that is not a token response (a captive portal's login page, a proxy's error page) is
-    // not the grant's fault: a new sign-in would fail the same way. Keep the credential and say so.
-    if (err.code === 'token_response_invalid') {
-      return new McpOAuthError('token_response_invalid', `Refreshing the token for ${this.serverName} failed: ${err.message.replace(/\.$/, '')}. Your sign-in is kept.`, {
-        cause: err,
-        hint: 'if a captive portal or proxy is in the way, get through it, then retry; `mcp-oauth doctor ' + this.serverName + '` shows each step',
-      });
-    }
-    if (err.code === 'oauth_error' || err.code === 'insecure_url') {
-      // The server's own words say what is wrong (tokens.ts messages never hold a secret).
-      const detail = err.message.replace(/\.$/, '');
-      return this.#signInRequired(`the token refresh failed (${err.oauthError ?? err.code}): ${detail}`, err, err.oauthError);
-    }
-    return err;
   }
 
   /** One refresh under the cross-process lock. Returns the credential to use from now on. */
@@ -394,7 +391,8 @@ export class TokenManager {
           tokenEndpoint: current.tokenEndpoint,
           client,
           refreshToken: current.refreshToken,
-          resource: current.key.resource,
+          // The value sent at sign-in (a PRM path prefix, or none for Entra v2: quirks.ts).
+          resource: (await import('../oauth/quirks.ts')).refreshResourceFor(current),
           fetch: this.#opts.fetch,
           now: this.#clock(),
         });
@@ -415,23 +413,11 @@ export class TokenManager {
 
   /** Called inside the lock when the token endpoint refused the refresh. Returns what to throw. */
   async #onRefreshRefused(current: Credential, err: unknown): Promise<unknown> {
-    if (!isMcpOAuthError(err, 'oauth_error')) return err;
-    // RFC 6749 §5.2 invalid_grant: the refresh token is expired, revoked or was reused — the grant
-    // is gone. Keep the credential (for `status`), mark it, ask for a sign-in.
-    if (err.oauthError === 'invalid_grant') {
-      const reason = 'the authorization server no longer accepts the refresh token (invalid_grant)';
-      await this.#markInLock(current, reason, 'invalid_grant');
-      return this.#signInRequired(reason, err, 'invalid_grant');
-    }
-    // RFC 6749 §5.2 invalid_client: the registration is gone (e.g. a DCR client was purged).
-    // Forget it so the next sign-in registers again.
-    if (err.oauthError === 'invalid_client') {
-      const reason = 'the authorization server no longer knows this client (invalid_client)';
-      await this.#opts.store.deleteRegistration(current.key.issuer);
-      await this.#markInLock(current, reason, 'invalid_client');
-      return this.#signInRequired(reason, err, 'invalid_client');
-    }
-    return err;
+    const refusal = await refreshRefusal(err);
+    if (!refusal) return err;
+    if (refusal.forgetRegistration) await this.#opts.store.deleteRegistration(current.key.issuer);
+    await this.#markInLock(current, refusal.reason, refusal.oauthError);
+    return this.#signInRequired(refusal.reason, err, refusal.oauthError);
   }
 
   async #markInLock(seen: Credential, reason: string, oauthError?: string): Promise<void> {

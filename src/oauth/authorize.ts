@@ -54,7 +54,8 @@ export function buildAuthorizationUrl(opts: {
   clientId: string;
   redirectUri: string;
   scopes: string[];
-  resource: string;
+  /** Undefined only for a provider that refuses RFC 8707 `resource` (Entra v2, see quirks.ts). */
+  resource: string | undefined;
   state: string;
   codeChallenge: string;
   extraParams?: Record<string, string>;
@@ -87,7 +88,8 @@ export function buildAuthorizationUrl(opts: {
   params.set('code_challenge_method', 'S256');
   // RFC 8707 §2 + MCP spec "Resource Parameter Implementation": MUST be sent, so the token is
   // audience-restricted to this MCP server.
-  params.set('resource', opts.resource);
+  if (opts.resource !== undefined) params.set('resource', opts.resource);
+  else params.delete('resource');
   return url.toString();
 }
 

@@ -1,26 +1,27 @@
 /**
  * Discovery: from an MCP server URL to its Protected Resource Metadata (RFC 9728) and from there to
  * the authorization server's metadata (RFC 8414 / OpenID Connect Discovery 1.0), in the order the
- * MCP spec 2025-11-25 "Authorization Server Discovery" prescribes. Pure: `fetch` is injected.
+ * MCP spec 2026-07-28 "Authorization Server Discovery" prescribes, with the 2025-03-26 fallback for
+ * servers that publish no resource metadata. Pure: `fetch` is injected (with its deadline: see
+ * src/oauth/http.ts).
  */
 import * as z from 'zod';
 import { McpOAuthError } from '../errors.ts';
 import type { FetchLike } from '../types.ts';
 import { assertSecureEndpoint, canonicalResourceUri } from './canonical.ts';
+import { discardBody, fetchDocument, networkError } from './http.ts';
+import { findProtectedResource, type ProtectedResourceMetadata } from './resource-metadata.ts';
 import { parseBearerChallenge, type BearerChallenge } from './www-authenticate.ts';
 
-/** RFC 9728 §2. Unknown members are kept (§2: clients MUST ignore what they do not understand). */
-export const protectedResourceMetadataSchema = z.looseObject({
-  resource: z.string().min(1),
-  // RFC 9728 makes this OPTIONAL; MCP spec "Authorization Server Location" makes it a MUST with
-  // at least one entry, and without it there is nobody to sign in with.
-  authorization_servers: z.array(z.string().min(1)).min(1),
-  scopes_supported: z.array(z.string()).optional(),
-  bearer_methods_supported: z.array(z.string()).optional(),
-  resource_name: z.string().optional(),
-  resource_documentation: z.string().optional(),
-});
-export type ProtectedResourceMetadata = z.infer<typeof protectedResourceMetadataSchema>;
+export {
+  findProtectedResource,
+  discoverProtectedResource,
+  protectedResourceMetadataSchema,
+  protectedResourceMetadataUrls,
+  resourceCovering,
+  type FoundResourceMetadata,
+  type ProtectedResourceMetadata,
+} from './resource-metadata.ts';
 
 /** RFC 8414 §2 plus the OpenID Connect Discovery and MCP members we use. */
 export const authorizationServerMetadataSchema = z.looseObject({
@@ -41,25 +42,6 @@ export const authorizationServerMetadataSchema = z.looseObject({
 export type AuthorizationServerMetadata = z.infer<typeof authorizationServerMetadataSchema>;
 
 const ENDPOINT_FIELDS = ['authorization_endpoint', 'token_endpoint', 'registration_endpoint', 'revocation_endpoint'] as const;
-
-const PRM_WELL_KNOWN = '/.well-known/oauth-protected-resource';
-
-/**
- * Where to look for Protected Resource Metadata, in order. MCP spec 2025-11-25 "Protected Resource
- * Metadata Discovery Requirements": the `resource_metadata` URL from `WWW-Authenticate` first
- * (RFC 9728 §5.1), else the well-known URI built by path insertion (RFC 9728 §3.1: the suffix goes
- * between host and path, terminating slash removed), then the root well-known URI.
- */
-export function protectedResourceMetadataUrls(serverUrl: string, fromHeader?: string): string[] {
-  const canonical = new URL(canonicalResourceUri(serverUrl));
-  const urls: string[] = [];
-  if (fromHeader) urls.push(fromHeader);
-  const rest = canonical.pathname.replace(/\/+$/, '') + canonical.search;
-  // "Not applicable if the MCP server is at the root": then path form and root form coincide.
-  if (rest) urls.push(`${canonical.origin}${PRM_WELL_KNOWN}${rest}`);
-  urls.push(`${canonical.origin}${PRM_WELL_KNOWN}`);
-  return [...new Set(urls)];
-}
 
 /**
  * MCP spec 2025-11-25 "Authorization Server Metadata Discovery" priority order. With a path:
@@ -84,61 +66,49 @@ export function authorizationServerMetadataUrls(issuer: string): Array<{ url: st
   ];
 }
 
-/** Fetches and validates the server's Protected Resource Metadata (RFC 9728). */
-export async function discoverProtectedResource(opts: {
-  serverUrl: string;
-  resourceMetadataUrl?: string;
-  /** The configured `oauth_resource` override, when set: then the metadata must name it instead. */
-  expectedResource?: string;
-  fetch: FetchLike;
-}): Promise<ProtectedResourceMetadata> {
-  // MCP spec "Communication Security": refuse before any request, since tokens would later be sent
-  // to this URL in clear text.
-  assertSecureEndpoint(opts.serverUrl, 'MCP server URL');
-  if (opts.resourceMetadataUrl) assertSecureEndpoint(opts.resourceMetadataUrl, 'resource_metadata URL');
-  const expected = canonicalResourceUri(opts.expectedResource ?? opts.serverUrl);
-  const urls = protectedResourceMetadataUrls(opts.serverUrl, opts.resourceMetadataUrl);
-
-  for (const url of urls) {
-    const response = await getJson(url, opts.fetch);
-    // RFC 9728 §3.1 / MCP spec: a missing document at one location means "try the next one".
-    if (response.status === 404 || response.status === 410) {
-      await discardBody(response);
-      continue;
-    }
-    await assertSuccess(response, url, 'protected resource metadata');
-    const metadata = parseDocument(protectedResourceMetadataSchema, await readJson(response, url), url);
-
-    // RFC 9728 §3.3 (and §5.1 for the header URL): the `resource` MUST be identical to the resource
-    // identifier we used; otherwise the document MUST NOT be used. This is what stops a server from
-    // sending us to another resource's authorization server, so it runs before any AS request.
-    let actual: string;
-    try {
-      actual = canonicalResourceUri(metadata.resource);
-    } catch {
-      actual = metadata.resource;
-    }
-    if (actual !== expected) {
-      throw new McpOAuthError(
-        'resource_mismatch',
-        `the protected resource metadata at ${url} is for ${JSON.stringify(metadata.resource)}, not ${JSON.stringify(expected)}; ` +
-          'the server may be misconfigured or impersonated, so sign-in was refused',
-        { hint: `check the URL: use exactly the MCP endpoint the server documents (the metadata names ${metadata.resource})`, details: { url, expected, actual: metadata.resource } },
-      );
-    }
-    return metadata;
+/**
+ * RFC 8414 §2 says issuers are compared as identical strings. One deviation is everywhere: a
+ * resource metadata document lists `https://accounts.google.com/` while Google's own metadata
+ * says `https://accounts.google.com`. A trailing "/" on an empty path is the same URL by RFC 3986
+ * §6.2.3 (scheme-based normalization), so only that difference is forgiven; nothing else is
+ * normalised (MCP 2026-07-28 "Authorization Server Metadata Discovery": the issuer MUST match).
+ */
+export function sameIssuer(a: string, b: string): boolean {
+  if (a === b) return true;
+  const [short, long] = a.length < b.length ? [a, b] : [b, a];
+  if (long !== `${short}/`) return false;
+  try {
+    return new URL(long).pathname === '/' && !short.slice(short.indexOf('//') + 2).includes('/');
+  } catch {
+    return false;
   }
-
-  throw new McpOAuthError('metadata_invalid', `no protected resource metadata (RFC 9728) found for ${expected}; tried ${urls.join(', ')}`, {
-    hint: 'check that the URL is the MCP endpoint itself (e.g. https://host/mcp); a server without OAuth needs bearer_token_env_var in the config instead',
-    status: 404,
-    details: { tried: urls },
-  });
 }
 
 /** Fetches and validates the authorization server's metadata (RFC 8414 / OIDC Discovery). */
-export async function discoverAuthorizationServer(opts: { issuer: string; fetch: FetchLike }): Promise<AuthorizationServerMetadata> {
-  const { issuer } = opts;
+export async function discoverAuthorizationServer(opts: {
+  issuer: string;
+  fetch: FetchLike;
+  /** MCP says to refuse an AS that does not advertise S256; a recognised provider (Entra ID,
+   * whose metadata omits it although S256 works) or an explicit config opt-in may proceed. */
+  acceptMissingPkceMetadata?: boolean;
+}): Promise<AuthorizationServerMetadata> {
+  const found = await findAuthorizationServer(opts);
+  if (found) return found;
+  const tried = authorizationServerMetadataUrls(opts.issuer).map((c) => c.url);
+  throw new McpOAuthError('metadata_invalid', `no authorization server metadata found for issuer ${opts.issuer}; tried ${tried.join(', ')}`, {
+    hint: 'the MCP server names an authorization server that publishes neither RFC 8414 nor OpenID Connect discovery; report it to the server operator',
+    status: 404,
+    details: { tried },
+  });
+}
+
+/** Like discoverAuthorizationServer, but undefined when no location has a document (all 404/410). */
+export async function findAuthorizationServer(opts: {
+  issuer: string;
+  fetch: FetchLike;
+  acceptMissingPkceMetadata?: boolean;
+}): Promise<AuthorizationServerMetadata | undefined> {
+  const issuer = opts.issuer;
   assertSecureEndpoint(issuer, 'authorization server issuer');
   const candidates = authorizationServerMetadataUrls(issuer);
   // A later location may still hold a valid document (servers often answer unknown paths with an
@@ -147,24 +117,25 @@ export async function discoverAuthorizationServer(opts: { issuer: string; fetch:
   let serverError: McpOAuthError | undefined;
 
   for (const { url } of candidates) {
-    const response = await getJson(url, opts.fetch);
-    if (response.status === 404 || response.status === 410) {
-      await discardBody(response);
-      continue;
-    }
     try {
-      await assertSuccess(response, url, 'authorization server metadata');
-      const metadata = parseDocument(authorizationServerMetadataSchema, await readJson(response, url), url);
+      const metadata = await fetchDocument(url, authorizationServerMetadataSchema, 'authorization server metadata', opts.fetch);
+      if (metadata === undefined) continue;
       validateAuthorizationServerMetadata(metadata, issuer, url);
       // MCP spec 2025-11-25 "Authorization Code Protection": PKCE support is known only from the
       // metadata; if `code_challenge_methods_supported` is absent or lacks S256 we MUST refuse.
-      if (!metadata.code_challenge_methods_supported?.includes('S256')) {
+      const advertised = metadata.code_challenge_methods_supported;
+      if (!advertised?.includes('S256') && !(advertised === undefined && opts.acceptMissingPkceMetadata)) {
         throw new McpOAuthError(
           'pkce_unsupported',
           `the authorization server ${issuer} does not advertise PKCE with S256 (code_challenge_methods_supported is ${
             JSON.stringify(metadata.code_challenge_methods_supported) ?? 'absent'
           }); MCP requires PKCE, so sign-in was refused`,
-          { hint: 'ask the server operator to enable PKCE (S256) on the authorization server; nothing can be fixed locally', details: { url } },
+          {
+            hint: advertised === undefined
+              ? 'if you know this authorization server supports PKCE S256 anyway (Microsoft Entra ID does), set provider = "entra" or assume_pkce = true in [mcp_servers.NAME.oauth]'
+              : 'ask the server operator to enable PKCE (S256) on the authorization server; nothing can be fixed locally',
+            details: { url },
+          },
         );
       }
       return metadata;
@@ -178,20 +149,16 @@ export async function discoverAuthorizationServer(opts: { issuer: string; fetch:
 
   if (documentError) throw documentError;
   if (serverError) throw serverError;
-  const tried = candidates.map((c) => c.url);
-  throw new McpOAuthError('metadata_invalid', `no authorization server metadata found for issuer ${issuer}; tried ${tried.join(', ')}`, {
-    hint: 'the MCP server names an authorization server that publishes neither RFC 8414 nor OpenID Connect discovery; report it to the server operator',
-    status: 404,
-    details: { tried },
-  });
+  return undefined;
 }
 
 /** RFC 8414 §3.3 issuer equality and OAuth 2.1 §1.5 https endpoints. */
 export function validateAuthorizationServerMetadata(metadata: AuthorizationServerMetadata, issuer: string, url: string): void {
   // RFC 8414 §3.3: the `issuer` MUST be identical to the issuer used to build the metadata URL,
   // else the document MUST NOT be used (it prevents one AS impersonating another; the 2026-07-28
-  // MCP revision keys credentials by issuer, so this identity has to be exact).
-  if (metadata.issuer !== issuer) {
+  // MCP revision keys credentials by issuer, so this identity has to be exact but for the empty
+  // path's trailing slash, see sameIssuer). Callers key everything by `metadata.issuer`.
+  if (!sameIssuer(metadata.issuer, issuer)) {
     throw new McpOAuthError(
       'issuer_mismatch',
       `the authorization server metadata at ${url} declares issuer ${JSON.stringify(metadata.issuer)}, but it was fetched for issuer ${JSON.stringify(issuer)}; the document was not used`,
@@ -212,24 +179,37 @@ export function validateAuthorizationServerMetadata(metadata: AuthorizationServe
 }
 
 /**
- * Sends an unauthenticated MCP `initialize` and returns the Bearer challenge of the 401 answer
- * (RFC 9728 §5.1, MCP spec "Authorization Server Discovery" sequence). Undefined when the server
- * does not answer 401 (it may not need OAuth at all). A 401 without a Bearer challenge gives {}.
+ * MCP 2025-03-26 "Fallbacks for Servers without Metadata Discovery": the authorization base URL is
+ * the MCP server URL without its path, and the endpoints are `/authorize`, `/token` and
+ * `/register` under it. That revision requires PKCE S256 of every server, so it is assumed.
+ */
+export function defaultEndpointsMetadata(issuer: string): AuthorizationServerMetadata {
+  const origin = new URL(issuer).origin;
+  return {
+    issuer: origin,
+    authorization_endpoint: `${origin}/authorize`,
+    token_endpoint: `${origin}/token`,
+    registration_endpoint: `${origin}/register`,
+    response_types_supported: ['code'],
+    code_challenge_methods_supported: ['S256'],
+  };
+}
+
+/**
+ * Sends one unauthenticated JSON-RPC `ping` and returns the Bearer challenge of a 401 answer
+ * (RFC 9728 §5.1). Undefined when the server does not answer 401: it does not ask for a token for
+ * this. A `ping` rather than `initialize`, so that no MCP session is opened and left behind (a
+ * 2025-era server answers a session-less ping with 400 once past its auth check; a 2026-07-28
+ * server answers it). Only `login` uses it, when no metadata is found at the well-known URLs.
  */
 export async function probeChallenge(opts: { serverUrl: string; fetch: FetchLike }): Promise<BearerChallenge | undefined> {
   assertSecureEndpoint(opts.serverUrl, 'MCP server URL');
-  const body = {
-    jsonrpc: '2.0',
-    id: 1,
-    method: 'initialize',
-    params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'mcp-oauth', version: '0.1.0' } },
-  };
   let response: Response;
   try {
     response = await opts.fetch(opts.serverUrl, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
-      body: JSON.stringify(body),
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-11-25' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' }),
     });
   } catch (cause) {
     throw networkError(opts.serverUrl, cause);
@@ -239,105 +219,52 @@ export async function probeChallenge(opts: { serverUrl: string; fetch: FetchLike
   return parseBearerChallenge(response.headers.get('www-authenticate')) ?? {};
 }
 
-/** The whole discovery: PRM, then the first listed authorization server's metadata. */
+export interface DiscoveryResult {
+  /** Undefined when the server publishes none (the 2025-03-26 fallback was used). */
+  resourceMetadata?: ProtectedResourceMetadata;
+  /** The canonical RFC 8707 `resource` to send (the server URL, or the metadata's covering prefix). */
+  resource: string;
+  /** The authorization server's own `issuer` (what credentials and registrations are keyed by). */
+  issuer: string;
+  authorizationServer: AuthorizationServerMetadata;
+  /** How the authorization server was found, for `doctor`. */
+  via: 'resource_metadata' | 'origin_metadata' | 'default_endpoints';
+}
+
+/**
+ * The whole discovery: resource metadata (the challenge's URL first, then the well-known URLs),
+ * then the first listed authorization server's metadata. Without any resource metadata, the
+ * 2025-03-26 fallback: the MCP server's origin is the authorization server.
+ */
 export async function discoverAll(opts: {
   serverUrl: string;
   challenge?: BearerChallenge;
-  /** See discoverProtectedResource. */
+  /** See findProtectedResource. */
   expectedResource?: string;
   fetch: FetchLike;
-}): Promise<{ resourceMetadata: ProtectedResourceMetadata; issuer: string; authorizationServer: AuthorizationServerMetadata }> {
-  const resourceMetadata = await discoverProtectedResource({
+  /** Whether an issuer may omit `code_challenge_methods_supported` (a recognised provider, or config). */
+  pkceOptIn?: (issuer: string) => boolean;
+}): Promise<DiscoveryResult> {
+  const found = await findProtectedResource({
     serverUrl: opts.serverUrl,
     resourceMetadataUrl: opts.challenge?.resourceMetadata,
     expectedResource: opts.expectedResource,
     fetch: opts.fetch,
   });
+  if (!found) {
+    const origin = new URL(opts.serverUrl).origin;
+    const resource = canonicalResourceUri(opts.expectedResource ?? opts.serverUrl);
+    const published = await findAuthorizationServer({ issuer: origin, fetch: opts.fetch, acceptMissingPkceMetadata: opts.pkceOptIn?.(origin) });
+    const authorizationServer = published ?? defaultEndpointsMetadata(origin);
+    return { resource, issuer: authorizationServer.issuer, authorizationServer, via: published ? 'origin_metadata' : 'default_endpoints' };
+  }
   // RFC 9728 §7.6 leaves the choice to the client; the first entry is the server's preference.
-  const issuer = resourceMetadata.authorization_servers[0];
-  const authorizationServer = await discoverAuthorizationServer({ issuer, fetch: opts.fetch });
-  return { resourceMetadata, issuer, authorizationServer };
+  const listed = found.metadata.authorization_servers[0];
+  const authorizationServer = await discoverAuthorizationServer({ issuer: listed, fetch: opts.fetch, acceptMissingPkceMetadata: opts.pkceOptIn?.(listed) });
+  return { resourceMetadata: found.metadata, resource: found.resource, issuer: authorizationServer.issuer, authorizationServer, via: 'resource_metadata' };
 }
 
-// ---------------------------------------------------------------------------------------------
-// HTTP helpers shared by the two discovery steps.
-
-async function getJson(url: string, fetch: FetchLike): Promise<Response> {
-  try {
-    return await fetch(url, { method: 'GET', headers: { accept: 'application/json' } });
-  } catch (cause) {
-    throw networkError(url, cause);
-  }
-}
-
-function networkError(url: string, cause: unknown): McpOAuthError {
-  const host = safeHost(url);
-  const reason = cause instanceof Error ? (cause.cause instanceof Error ? cause.cause.message : cause.message) : String(cause);
-  return new McpOAuthError('network_error', `could not reach ${url}: ${reason}`, {
-    hint: `check that ${host} is reachable, then retry`,
-    cause,
-    details: { url },
-  });
-}
-
-async function assertSuccess(response: Response, url: string, what: string): Promise<void> {
-  if (response.ok) return;
-  await discardBody(response);
-  if (response.status >= 500 || response.status === 429) {
-    throw new McpOAuthError('server_unavailable', `${safeHost(url)} answered HTTP ${response.status} for the ${what} at ${url}`, {
-      hint: 'the server is having trouble; retry in a moment',
-      status: response.status,
-      details: { url },
-    });
-  }
-  throw new McpOAuthError('metadata_invalid', `could not fetch the ${what} at ${url}: HTTP ${response.status}`, {
-    hint: 'check the server URL; if it is right, report the broken metadata to the server operator',
-    status: response.status,
-    details: { url },
-  });
-}
-
-async function readJson(response: Response, url: string): Promise<unknown> {
-  const text = await response.text();
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new McpOAuthError('metadata_invalid', `the metadata at ${url} is not JSON (content-type ${response.headers.get('content-type') ?? 'none'})`, {
-      hint: 'check that the URL is the MCP endpoint; if it is, report the broken metadata to the server operator',
-      details: { url },
-    });
-  }
-}
-
-function parseDocument<T extends z.ZodType>(schema: T, json: unknown, url: string): z.infer<T> {
-  // A `null` member means the same as an absent one; dropping them avoids rejecting servers that
-  // serialise unset optional fields as null.
-  const cleaned =
-    json && typeof json === 'object' && !Array.isArray(json)
-      ? Object.fromEntries(Object.entries(json).filter(([, v]) => v !== null))
-      : json;
-  const result = schema.safeParse(cleaned);
-  if (result.success) return result.data;
-  const issue = result.error.issues[0];
-  const field = issue.path.length ? issue.path.join('.') : '(the document itself)';
-  throw new McpOAuthError('metadata_invalid', `the metadata at ${url} is invalid: field ${field}: ${issue.message}`, {
-    hint: 'report the broken metadata to the server operator',
-    details: { url, field },
-  });
-}
-
-async function discardBody(response: Response): Promise<void> {
-  try {
-    await response.body?.cancel();
-  } catch {
-    // Already consumed or the stream errored: nothing to release.
-  }
-}
-
-function safeHost(url: string): string {
-  try {
-    return new URL(url).host;
-  } catch {
-    return url;
-  }
+/** MCP 2026-07-28 "Authorization Server Binding": is `issuer` still one the server names? */
+export function listsIssuer(metadata: ProtectedResourceMetadata, issuer: string): boolean {
+  return metadata.authorization_servers.some((listed) => sameIssuer(listed, issuer));
 }

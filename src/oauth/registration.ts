@@ -17,6 +17,7 @@ const ClientInformationSchema = z.looseObject({
   client_secret_expires_at: z.number().nonnegative().nullish(),
   token_endpoint_auth_method: z.string().nullish(),
   redirect_uris: z.array(z.string()).nullish(),
+  grant_types: z.array(z.string()).nullish(),
 });
 
 /** RFC 7591 §3.2.2 client registration error response. */
@@ -88,8 +89,10 @@ function assertClientMetadataUrl(url: string): void {
   }
 }
 
-function reusable(existing: ClientRegistration | undefined, issuer: string, redirectUri: string, now: number): boolean {
+function reusable(existing: ClientRegistration | undefined, issuer: string, redirectUri: string, now: number, extraGrantTypes: string[] = []): boolean {
   if (!existing) return false;
+  // A grant the earlier registration did not ask for (the device grant) needs a new registration.
+  if (!extraGrantTypes.every((g) => existing.grantTypes?.includes(g))) return false;
   // Only our own DCR results: a pre-registered or CIMD client that is no longer configured
   // must not be used behind the user's back.
   if (existing.source !== 'dynamic_registration') return false;
@@ -112,6 +115,8 @@ export async function resolveClientRegistration(opts: {
   now: number;
   /** Config entry name, only used to make the hints copy-pasteable. */
   serverName?: string;
+  /** Grant types to register besides authorization_code and refresh_token (RFC 8628 §4: the device grant). */
+  extraGrantTypes?: string[];
 }): Promise<ClientRegistration> {
   const { issuer, metadata, redirectUri, now } = opts;
   // RFC 8414 §3.3 / 2026-07-28 issuer equality: never register with metadata of another issuer.
@@ -152,7 +157,7 @@ export async function resolveClientRegistration(opts: {
   }
 
   // 3. Reuse an earlier dynamic registration instead of piling up clients at the AS.
-  if (opts.existing && reusable(opts.existing, issuer, redirectUri, now)) return opts.existing;
+  if (opts.existing && reusable(opts.existing, issuer, redirectUri, now, opts.extraGrantTypes)) return opts.existing;
 
   // 4. Dynamic Client Registration (MCP spec priority 3).
   if (!metadata.registration_endpoint) {
@@ -175,8 +180,10 @@ async function registerDynamically(opts: {
   fetch: FetchLike;
   now: number;
   serverName?: string;
+  extraGrantTypes?: string[];
 }): Promise<ClientRegistration> {
   const endpoint = opts.registrationEndpoint;
+  const grantTypes = ['authorization_code', ...(opts.extraGrantTypes ?? []), 'refresh_token'];
   const url = assertSecureEndpoint(endpoint, 'registration endpoint');
   const hint = preregisterHint(opts.serverName, opts.metadata);
   const body = {
@@ -185,7 +192,7 @@ async function registerDynamically(opts: {
     // AS accept loopback http redirect URIs (RFC 8252 §7.3).
     application_type: 'native',
     redirect_uris: [opts.redirectUri],
-    grant_types: ['authorization_code', 'refresh_token'],
+    grant_types: grantTypes,
     response_types: ['code'],
     // A public client: PKCE protects the code (RFC 8252 §8.4: native apps cannot keep secrets).
     token_endpoint_auth_method: 'none',
@@ -270,5 +277,7 @@ async function registerDynamically(opts: {
     source: 'dynamic_registration',
     registeredAt: opts.now,
     ...(expiresAt !== undefined ? { clientSecretExpiresAt: expiresAt } : {}),
+    // RFC 7591 §3.2.1: what the AS registered, which may differ from what was asked.
+    ...(opts.extraGrantTypes?.length ? { grantTypes: info.grant_types ?? grantTypes } : {}),
   };
 }

@@ -8,20 +8,29 @@ import { McpOAuthError } from '../errors.ts';
 import { redact } from '../secrets.ts';
 import type { Credential, CredentialKey, FetchLike, TokenEndpointAuthMethod, TokenSet } from '../types.ts';
 import { assertSecureEndpoint } from './canonical.ts';
+import { describeNetworkError, isFormContentType, isJsonContentType, parseTokenBody, readText, retryAfterSeconds } from './token-body.ts';
+
+// Re-exported: registration.ts and others read endpoint answers the same way.
+export { describeNetworkError, isJsonContentType, readJson, retryAfterSeconds } from './token-body.ts';
 
 export type ClientAuth = { clientId: string; clientSecret?: string; method: TokenEndpointAuthMethod };
+
+// Some servers send lifetimes as numeric strings (and a form-encoded body has nothing else); null
+// is treated as absent.
+const seconds = () => z.union([z.number().nonnegative(), z.string().regex(/^\d+$/).transform(Number)]).nullish();
 
 /** RFC 6749 §5.1 successful token response. Unknown members are ignored (§5.1 "MUST ignore"). */
 const TokenResponseSchema = z.looseObject({
   access_token: z.string().min(1),
   token_type: z.string().min(1),
-  // Some servers send expires_in as a numeric string; null is treated as absent.
-  expires_in: z
-    .union([z.number().nonnegative(), z.string().regex(/^\d+$/).transform(Number)])
-    .nullish(),
+  expires_in: seconds(),
   refresh_token: z.string().nullish(),
   scope: z.string().nullish(),
   id_token: z.string().nullish(),
+  // The refresh token's own lifetime: Keycloak `refresh_expires_in` (0 for an offline token, which
+  // has none), GitHub `refresh_token_expires_in` ("Refreshing user access tokens": six months).
+  refresh_expires_in: seconds(),
+  refresh_token_expires_in: seconds(),
 });
 
 /** RFC 6749 §5.2 error response. */
@@ -60,44 +69,12 @@ export function applyClientAuth(client: ClientAuth, body: URLSearchParams, heade
   }
 }
 
-/** RFC 9110 §10.2.3 Retry-After: delay-seconds or an HTTP-date. */
-export function retryAfterSeconds(header: string | null, now?: number): number | undefined {
-  if (!header) return undefined;
-  const trimmed = header.trim();
-  if (/^\d+$/.test(trimmed)) return Number(trimmed);
-  const at = Date.parse(trimmed);
-  if (Number.isNaN(at) || now === undefined) return undefined;
-  return Math.max(0, Math.ceil((at - now) / 1000));
-}
-
-export function isJsonContentType(contentType: string | null): boolean {
-  // application/json, application/*+json, with or without parameters.
-  return !!contentType && /^application\/([\w.-]+\+)?json\s*(;|$)/i.test(contentType.trim());
-}
-
-/** Parses a JSON body; undefined when the body is not JSON (the body itself is never reported). */
-export async function readJson(res: Response): Promise<unknown> {
-  try {
-    return JSON.parse(await res.text());
-  } catch {
-    return undefined;
-  }
-}
-
 function received(res: Response): string {
   return `HTTP ${res.status} with content-type ${res.headers.get('content-type') ?? '(none)'}`;
 }
 
-/** undici says "fetch failed" and hides the useful part (ECONNREFUSED, ENOTFOUND) in `cause`. */
-export function describeNetworkError(cause: unknown): string {
-  if (!(cause instanceof Error)) return String(cause);
-  const inner = cause.cause as { code?: unknown; message?: unknown } | undefined;
-  const code = inner && typeof inner.code === 'string' ? inner.code : undefined;
-  return code ? `${cause.message} (${code})` : cause.message;
-}
-
 /** POST a form to a token/revocation endpoint; network failures become `network_error`. */
-async function postForm(opts: {
+export async function postForm(opts: {
   endpoint: string;
   what: string;
   client: ClientAuth;
@@ -127,7 +104,7 @@ async function postForm(opts: {
  * Maps a non-2xx answer to an error. `action` finishes "The authorization server refused the …".
  * `secrets` are redacted from the server's error_description in case it echoes the request.
  */
-async function errorFromResponse(opts: {
+export async function errorFromResponse(opts: {
   res: Response;
   endpoint: string;
   what: string;
@@ -135,10 +112,23 @@ async function errorFromResponse(opts: {
   secrets: Array<string | undefined>;
   now?: number;
 }): Promise<McpOAuthError> {
-  const { res } = opts;
   // Lenient on the content type here: a JSON `error` mislabelled as text/plain still decides
   // between "sign in again" (invalid_grant) and "retry"; the body itself is never shown.
-  const body = await readJson(res);
+  const body = parseTokenBody(await readText(opts.res), opts.res.headers.get('content-type'));
+  return errorFromBody({ ...opts, body });
+}
+
+/** Like errorFromResponse, for a body already read (also a 200 carrying an `error`: GitHub). */
+function errorFromBody(opts: {
+  res: Response;
+  body: unknown;
+  endpoint: string;
+  what: string;
+  action: string;
+  secrets: Array<string | undefined>;
+  now?: number;
+}): McpOAuthError {
+  const { res, body } = opts;
   const parsed = ErrorResponseSchema.safeParse(body);
   const oauthError = parsed.success ? parsed.data.error : undefined;
   const description = parsed.success && parsed.data.error_description
@@ -147,6 +137,7 @@ async function errorFromResponse(opts: {
   const retryAfter = retryAfterSeconds(res.headers.get('retry-after'), opts.now);
   const details: Record<string, unknown> = { endpoint: opts.endpoint };
   if (retryAfter !== undefined) details.retryAfterSeconds = retryAfter;
+  if (description) details.errorDescription = description;
 
   // Transient: 5xx, 429, and RFC 6749 §4.1.2.1 `temporarily_unavailable` (some servers use it at the
   // token endpoint too). The stored credential stays; the caller retries with backoff.
@@ -201,7 +192,7 @@ export function expiresAtFrom(body: { expires_in?: number }, accessToken: string
   return jwtExpiry(accessToken);
 }
 
-async function readTokenResponse(opts: {
+export async function readTokenResponse(opts: {
   res: Response;
   endpoint: string;
   action: string;
@@ -210,21 +201,27 @@ async function readTokenResponse(opts: {
 }): Promise<TokenSet> {
   const { res, endpoint, now } = opts;
   const what = 'token endpoint';
-  if (res.status < 200 || res.status > 299) {
-    throw await errorFromResponse({ res, endpoint, what, action: opts.action, secrets: opts.secrets, now });
+  const contentType = res.headers.get('content-type');
+  const body = parseTokenBody(await readText(res), contentType);
+  // RFC 6749 §5.2 errors come with 400/401; GitHub sends them with 200 and an `error` member
+  // ("Troubleshooting OAuth app access token request errors"). Either way it is the server's
+  // refusal (e.g. a dead refresh token → sign in again), not a malformed success.
+  const errorIn200 = body !== undefined && typeof body.error === 'string' && body.error !== '' && body.access_token === undefined;
+  if (res.status < 200 || res.status > 299 || errorIn200) {
+    throw errorFromBody({ res, body, endpoint, what, action: opts.action, secrets: opts.secrets, now });
   }
   const invalid = (reason: string) =>
     new McpOAuthError('token_response_invalid', `The token endpoint ${endpoint} returned an invalid token response: ${reason}.`, {
       status: res.status,
-      details: { endpoint, contentType: res.headers.get('content-type') ?? undefined },
+      details: { endpoint, contentType: contentType ?? undefined },
       hint: 'the authorization server is misbehaving; report it to the server operator',
     });
-  // RFC 6749 §5.1: the response is application/json. An HTML page with status 200 (a login wall,
-  // a proxy error page) must not be mistaken for a token; its body is never shown (it may hold one).
-  if (!isJsonContentType(res.headers.get('content-type'))) {
+  // RFC 6749 §5.1: the response is application/json (GitHub: form-encoded unless asked, see
+  // parseTokenBody). An HTML page with status 200 (a login wall, a proxy error page) must not be
+  // mistaken for a token; its body is never shown (it may hold one).
+  if (!isJsonContentType(contentType) && !isFormContentType(contentType)) {
     throw invalid(`expected a JSON body but received ${received(res)}`);
   }
-  const body = await readJson(res);
   if (body === undefined) throw invalid(`the body is not valid JSON (${received(res)})`);
   const parsed = TokenResponseSchema.safeParse(body);
   if (!parsed.success) {
@@ -239,8 +236,10 @@ async function readTokenResponse(opts: {
     throw invalid(`token_type "${data.token_type}" is not supported (expected Bearer)`);
   }
   const expiresIn = data.expires_in ?? undefined;
-  const scopes = typeof data.scope === 'string' ? data.scope.split(' ').filter(Boolean) : undefined;
-  return {
+  // An empty `scope` (GitHub Apps send `scope=`) says nothing: §5.1, the requested scope stands.
+  const scopes = typeof data.scope === 'string' && data.scope.trim() ? data.scope.split(' ').filter(Boolean) : undefined;
+  const refreshLifetime = data.refresh_expires_in ?? data.refresh_token_expires_in ?? undefined;
+  const tokens: TokenSet = {
     accessToken: data.access_token,
     tokenType: 'Bearer',
     refreshToken: data.refresh_token || undefined,
@@ -248,6 +247,9 @@ async function readTokenResponse(opts: {
     scopes,
     idToken: data.id_token || undefined,
   };
+  // 0 means "does not expire" (Keycloak offline tokens), not "already expired".
+  if (tokens.refreshToken && refreshLifetime) tokens.refreshTokenExpiresAt = now + refreshLifetime * 1000;
+  return tokens;
 }
 
 /** RFC 6749 §4.1.3 access token request + RFC 7636 §4.5 code_verifier + RFC 8707 §2.2 resource. */
@@ -257,7 +259,8 @@ export async function exchangeAuthorizationCode(opts: {
   code: string;
   codeVerifier: string;
   redirectUri: string;
-  resource: string;
+  /** Undefined for a provider that refuses RFC 8707 `resource` (Entra v2, see quirks.ts). */
+  resource?: string;
   fetch: FetchLike;
   now: number;
 }): Promise<TokenSet> {
@@ -273,7 +276,7 @@ export async function exchangeAuthorizationCode(opts: {
       // §4.1.3: REQUIRED because it was in the authorization request.
       redirect_uri: opts.redirectUri,
       // MCP spec "Resource Parameter Implementation": MUST be in token requests too.
-      resource: opts.resource,
+      ...(opts.resource === undefined ? {} : { resource: opts.resource }),
     },
   });
   return readTokenResponse({
@@ -293,7 +296,8 @@ export async function refreshAccessToken(opts: {
   tokenEndpoint: string;
   client: ClientAuth;
   refreshToken: string;
-  resource: string;
+  /** Undefined for a provider that refuses RFC 8707 `resource` (Entra v2, see quirks.ts). */
+  resource?: string;
   fetch: FetchLike;
   now: number;
 }): Promise<TokenSet> {
@@ -302,7 +306,11 @@ export async function refreshAccessToken(opts: {
     what: 'token endpoint',
     client: opts.client,
     fetch: opts.fetch,
-    params: { grant_type: 'refresh_token', refresh_token: opts.refreshToken, resource: opts.resource },
+    params: {
+      grant_type: 'refresh_token',
+      refresh_token: opts.refreshToken,
+      ...(opts.resource === undefined ? {} : { resource: opts.resource }),
+    },
   });
   return readTokenResponse({
     res,
@@ -362,6 +370,10 @@ export function mergeRefreshedCredential(prev: Credential, tokens: TokenSet, now
   };
   delete next.needsSignIn;
   if (refreshToken) delete next.refreshTokenMissingReason;
+  // The refresh token's expiry: the new one's when the answer says; a rotated token without one
+  // has an unknown expiry; a kept token keeps its own.
+  if (tokens.refreshTokenExpiresAt !== undefined) next.refreshTokenExpiresAt = tokens.refreshTokenExpiresAt;
+  else if (tokens.refreshToken && tokens.refreshToken !== prev.refreshToken) delete next.refreshTokenExpiresAt;
   return next;
 }
 
@@ -389,6 +401,7 @@ export function credentialFromTokenSet(opts: {
   };
   if (tokens.refreshToken) credential.refreshToken = tokens.refreshToken;
   if (tokens.expiresAt !== undefined) credential.expiresAt = tokens.expiresAt;
+  if (tokens.refreshTokenExpiresAt !== undefined) credential.refreshTokenExpiresAt = tokens.refreshTokenExpiresAt;
   if (opts.revocationEndpoint) credential.revocationEndpoint = opts.revocationEndpoint;
   return credential;
 }

@@ -1,14 +1,19 @@
 /**
- * The client side of MCP Streamable HTTP (spec 2025-11-25 "Transports"): every client message is
- * a POST; the answer is one JSON body or an SSE stream of several messages; an optional GET stream
- * carries server-initiated messages; the session id and the negotiated protocol version ride on
- * every request after initialize; a forgotten session (404) is re-initialized transparently.
+ * The client side of MCP Streamable HTTP, both eras. 2025-03-26 … 2025-11-25 ("Transports"): every
+ * client message is a POST; the answer is one JSON body or an SSE stream of several messages; an
+ * optional GET stream carries server-initiated messages; the session id and the negotiated
+ * protocol version ride on every request after initialize; a forgotten session (404) is
+ * re-initialized transparently. 2026-07-28 (stateless): no initialize, no session, no GET stream;
+ * every POST carries the SEP-2243 request metadata headers (request-metadata.ts), taken from the
+ * message itself. A JSON-RPC error in a 4xx body is the server's answer and reaches the client as sent.
  */
 import {
   type JsonRpcId,
   type RawMessage,
+  errorResponse,
   isInitializeRequest,
   isInitializedNotification,
+  methodOf,
   negotiatedProtocolVersion,
   notification,
   parseRaw,
@@ -17,6 +22,8 @@ import {
   withId,
 } from './messages.ts';
 import { isEventStream, isJson, pause, readSse, reconnectDelayMs, sseBodyOf, type SseBody, type SseCursor } from './sse.ts';
+import { isModernProtocolVersion, metaProtocolVersion, requestMetadataHeaders } from './request-metadata.ts';
+import { ToolHeaderRegistry } from './tool-headers.ts';
 import {
   LegacyTransportSuspected,
   StreamLostError,
@@ -36,6 +43,10 @@ export class StreamableHttpSession implements Upstream {
   readonly kind = 'streamable-http' as const;
   readonly #opts: UpstreamOptions;
   readonly #closed = new AbortController();
+  readonly #tools: ToolHeaderRegistry;
+  /** Answers to the proxy's own requests (tools/list for x-mcp-header), by id. */
+  readonly #captured = new Map<JsonRpcId, unknown>();
+  #ownRequests = 0;
   #sessionId: string | undefined;
   #protocolVersion: string | undefined;
   /** The client's original initialize request, replayed when the server forgets the session. */
@@ -51,6 +62,7 @@ export class StreamableHttpSession implements Upstream {
 
   constructor(opts: UpstreamOptions) {
     this.#opts = opts;
+    this.#tools = new ToolHeaderRegistry(opts.logger);
   }
 
   get sessionId(): string | undefined {
@@ -68,6 +80,7 @@ export class StreamableHttpSession implements Upstream {
     await this.#reinit?.catch(() => {});
     // A re-initialization that failed (e.g. sign-in needed) is tried again before anything else.
     if (this.#lost) await this.#reinitialize(undefined);
+    if (await this.#answeredLocally(message)) return;
     await this.#exchange(message);
     // MCP spec "Listening for Messages from the Server": the GET stream, once initialized.
     if (isInitializedNotification(message)) this.#startListening();
@@ -102,8 +115,14 @@ export class StreamableHttpSession implements Upstream {
     this.#lost = false;
     const res = await this.#post(message, undefined);
     if (!this.#connectedOnce && (res.status === 400 || res.status === 404 || res.status === 405)) {
-      await discardBody(res);
-      throw new LegacyTransportSuspected(res.status);
+      // MCP 2026-07-28 "Backward Compatibility": a 4xx whose body is a JSON-RPC error comes from a
+      // Streamable HTTP server (e.g. -32022, the version is not supported: the client negotiates
+      // from its list); only another answer means the 2024-11-05 HTTP+SSE transport.
+      const answer = await errorBodyOf(res);
+      if (typeof answer === 'string') throw new LegacyTransportSuspected(res.status);
+      this.#connectedOnce = true;
+      this.#deliver(answer.text, message);
+      return;
     }
     this.#adoptSession(res);
     await this.#consume(res, message);
@@ -169,7 +188,7 @@ export class StreamableHttpSession implements Upstream {
     const timer = requestIds(message.value).length > 0 ? setTimeout(release, ORDERING_WAIT_MS) : undefined;
     try {
       // MCP spec "Sending Messages to the Server": Accept lists both answer forms.
-      const headers = this.#headers({ 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, sessionId);
+      const headers = this.#headers({ 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, sessionId, message.value);
       return await this.#opts.fetch(this.#opts.url, { method: 'POST', headers, body: message.text, signal: this.#closed.signal });
     } finally {
       clearTimeout(timer);
@@ -177,18 +196,70 @@ export class StreamableHttpSession implements Upstream {
     }
   }
 
-  #headers(extra: Record<string, string>, sessionId: string | undefined): Record<string, string> {
+  #headers(extra: Record<string, string>, sessionId: string | undefined, message?: unknown): Record<string, string> {
     const h: Record<string, string> = { ...extra };
     if (sessionId) h['mcp-session-id'] = sessionId;
-    // MCP spec "Protocol Version Header": the negotiated version on every request after initialize.
-    if (this.#protocolVersion) h['mcp-protocol-version'] = this.#protocolVersion;
+    // "Protocol Version Header": a 2026-07-28 request names its version in its own `_meta` (and
+    // the header MUST match it); a 2025-era request carries the version negotiated by initialize.
+    // SEP-2243's Mcp-Method / Mcp-Name / Mcp-Param-* go on modern-era requests only.
+    const version = metaProtocolVersion(message) ?? this.#protocolVersion;
+    const toolName = toolCallName(message);
+    const params = toolName === undefined ? undefined : this.#tools.lookup(toolName);
+    Object.assign(h, requestMetadataHeaders(message, version, params?.state === 'valid' ? params.headers : undefined));
     return h;
+  }
+
+  /**
+   * A `tools/call` the proxy answers itself: its tool was removed from `tools/list` for invalid
+   * x-mcp-header annotations. A modern-era call to a tool not seen yet first fetches `tools/list`
+   * (with the call's own `_meta`), so that its `Mcp-Param-*` headers can be sent.
+   */
+  async #answeredLocally(message: RawMessage): Promise<boolean> {
+    const name = toolCallName(message.value);
+    const [id] = requestIds(message.value);
+    if (name === undefined || id === undefined) return false;
+    let info = this.#tools.lookup(name);
+    if (info.state === 'unknown' && isModernProtocolVersion(metaProtocolVersion(message.value) ?? this.#protocolVersion)) {
+      await this.#learnTools(message.value).catch((err: unknown) => this.#opts.logger.debug('could not list the tools before a call', { error: String(err) }));
+      info = this.#tools.lookup(name);
+    }
+    if (info.state !== 'invalid') return false;
+    this.#opts.onMessage(errorResponse(id, -32602, `The tool ${JSON.stringify(name)} is not available: its x-mcp-header annotations are invalid (${info.reason}), so it was removed from tools/list.`));
+    return true;
+  }
+
+  /** `tools/list`, every page (bounded), answered to the proxy alone; deliver() learns from it. */
+  async #learnTools(call: unknown): Promise<void> {
+    const meta = (call as { params?: { _meta?: unknown } }).params?._meta;
+    let cursor: string | undefined;
+    for (let page = 0; page < 20; page++) {
+      const id = `mcp-oauth-proxy-tools-list-${++this.#ownRequests}`;
+      const params = { ...(meta ? { _meta: meta } : {}), ...(cursor ? { cursor } : {}) };
+      const value = { jsonrpc: '2.0', id, method: 'tools/list', params };
+      const request: RawMessage = { text: JSON.stringify(value), value };
+      const res = await this.#post(request, this.#sessionId);
+      await this.#consume(res, request, id);
+      const result = this.#captured.get(id) as { nextCursor?: unknown } | undefined;
+      this.#captured.delete(id);
+      cursor = typeof result?.nextCursor === 'string' ? result.nextCursor : undefined;
+      if (!cursor) return;
+    }
   }
 
   async #consume(res: Response, message: RawMessage, swallowId?: JsonRpcId): Promise<void> {
     // 202 Accepted: a notification or response was taken; nothing comes back.
     if (res.status === 202) return discardBody(res);
-    if (!res.ok) throw new UpstreamHttpError(res.status, await bodyExcerpt(res));
+    if (!res.ok) {
+      // "Server JSON-RPC errors reach the client exactly as sent, whatever the HTTP status".
+      const answer = await errorBodyOf(res);
+      if (typeof answer === 'string') throw new UpstreamHttpError(res.status, answer);
+      if (responseIds(answer.value).length === 0 && requestIds(message.value).length > 0) {
+        // An error without the request's id (e.g. `id: null`) is still the server's word on it.
+        this.#opts.logger.info('the MCP server refused a request without naming its id', { status: res.status });
+      }
+      this.#deliver(answer.text, message, swallowId);
+      return;
+    }
     if (isEventStream(res)) return this.#consumeStream(res, message, swallowId);
     const text = await res.text();
     if (!text.trim()) return;
@@ -209,8 +280,14 @@ export class StreamableHttpSession implements Upstream {
       if (version) this.#protocolVersion = version;
     }
     const answered = responseIds(message.value);
-    if (swallowId !== undefined && answered.includes(swallowId)) return answered;
-    this.#opts.onMessage(message);
+    const toLearn = cause && methodOf(cause.value) === 'tools/list' ? resultOf(message.value, requestIds(cause.value)[0]) : undefined;
+    const filtered = toLearn === undefined ? undefined : this.#tools.learn(toLearn);
+    if (swallowId !== undefined && answered.includes(swallowId)) {
+      this.#captured.set(swallowId, resultOf(message.value, swallowId));
+      return answered;
+    }
+    // Tools with invalid annotations are removed from what the client sees; nothing else changes.
+    this.#opts.onMessage(filtered === undefined ? message : withResult(message, filtered));
     return answered;
   }
 
@@ -315,4 +392,40 @@ export class StreamableHttpSession implements Upstream {
       }
     }
   }
+}
+
+/** `params.name` of a tools/call request (not a batch). */
+function toolCallName(value: unknown): string | undefined {
+  const m = value as { method?: unknown; params?: { name?: unknown } } | undefined;
+  return m && !Array.isArray(m) && m.method === 'tools/call' && typeof m.params?.name === 'string' ? m.params.name : undefined;
+}
+
+/** The `result` of the response with this id in a message (not a batch). */
+function resultOf(value: unknown, id: JsonRpcId | undefined): unknown {
+  const m = value as { id?: unknown; result?: unknown } | undefined;
+  return m && !Array.isArray(m) && id !== undefined && m.id === id ? m.result : undefined;
+}
+
+function withResult(message: RawMessage, result: unknown): RawMessage {
+  const value = { ...(message.value as object), result };
+  return { text: JSON.stringify(value), value };
+}
+
+/**
+ * The body of an error answer: the JSON-RPC message(s) it holds, as received, or else a short
+ * excerpt for the proxy's own error.
+ */
+async function errorBodyOf(res: Response): Promise<RawMessage | string> {
+  let text: string;
+  try {
+    text = await res.text();
+  } catch {
+    return '';
+  }
+  const parsed = parseRaw(text);
+  const members = parsed ? (Array.isArray(parsed.value) ? parsed.value : [parsed.value]) : [];
+  const isRpc = members.length > 0 && members.every((m) => m && typeof m === 'object' && (m as { jsonrpc?: unknown }).jsonrpc === '2.0' && ('error' in m || 'result' in m));
+  if (parsed && isRpc) return parsed;
+  const flat = text.replace(/\s+/g, ' ').trim();
+  return flat.length > 200 ? `${flat.slice(0, 200)}…` : flat;
 }

@@ -9,6 +9,7 @@
  */
 import type { Readable, Writable } from 'node:stream';
 import { McpOAuthError, loginCommand } from '../errors.ts';
+import { DEFAULT_MAX_AUTHORIZATIONS } from '../lifecycle/auth-fetch.ts';
 import type { FetchLike, Logger, ServerConfig } from '../types.ts';
 import { StreamableHttpSession } from './http-session.ts';
 import { LegacySseSession } from './legacy-sse.ts';
@@ -25,7 +26,7 @@ import {
   requestIds,
   responseIds,
 } from './messages.ts';
-import { needsSignIn, type SignInCoordinator } from './signin-coordinator.ts';
+import { needsSignIn, type SignInCoordinator, type SignInNeed } from './signin-coordinator.ts';
 import { createLineWriter, readLines } from './stdio.ts';
 import { LegacyTransportSuspected, StreamLostError, UpstreamHttpError, type Upstream, type UpstreamOptions } from './upstream.ts';
 
@@ -64,7 +65,15 @@ export function startProxy(opts: ProxyOptions): RunningProxy {
     writer.write(asStdioLine(message));
   };
 
-  const upstreamOptions: UpstreamOptions = { url: server.url, fetch: opts.fetch, logger, onMessage: toClient };
+  /** Server → client. A JSON-RPC error from the server is logged at the default level: it is what
+   * a user looks for when a client misbehaves (its code and id only, never params or data). */
+  const fromServer = (message: RawMessage): void => {
+    const shape = describe(message);
+    if (shape.errorCode !== undefined) logger.info('the MCP server answered with an error', shape);
+    toClient(message);
+  };
+
+  const upstreamOptions: UpstreamOptions = { url: server.url, fetch: opts.fetch, logger, onMessage: fromServer };
   const forced = server.oauth.transport;
   let upstream: Upstream = forced === 'sse' ? new LegacySseSession(upstreamOptions) : new StreamableHttpSession(upstreamOptions);
   // Config `transport = "streamable-http"` or "sse" pins the transport; otherwise detect once.
@@ -85,7 +94,8 @@ export function startProxy(opts: ProxyOptions): RunningProxy {
   };
 
   const deliver = async (message: RawMessage): Promise<void> => {
-    let signInTried = false;
+    /** Sign-ins this message caused: the first one and step-ups, capped like auth-fetch's. */
+    let signIns = 0;
     for (;;) {
       if (closing) return;
       try {
@@ -105,12 +115,13 @@ export function startProxy(opts: ProxyOptions): RunningProxy {
           void previous.close();
           continue;
         }
-        if (needsSignIn(err) && opts.coordinator && !signInTried && !(err instanceof StreamLostError)) {
+        if (needsSignIn(err) && opts.coordinator && signIns < DEFAULT_MAX_AUTHORIZATIONS && !(err instanceof StreamLostError)) {
           // Hold the request while the user signs in, then send it (the server never saw it).
-          signInTried = true;
+          signIns += 1;
           const scopes = Array.isArray(err.details?.scopes) ? (err.details.scopes as string[]) : undefined;
+          const challenge = err.details?.challenge as SignInNeed['challenge'];
           try {
-            await opts.coordinator.ensureSignedIn({ scopes });
+            await opts.coordinator.ensureSignedIn({ scopes, challenge });
           } catch (signInError) {
             answerWithError(message, signInError);
             return;

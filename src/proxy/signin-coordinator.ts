@@ -11,10 +11,14 @@ import { McpOAuthError, isMcpOAuthError, loginCommand } from '../errors.ts';
 import type { TokenManager } from '../lifecycle/token-manager.ts';
 import { withSignInLock } from '../store/signin-lock.ts';
 import type { Credential, CredentialStore, FetchLike, Logger, ServerConfig } from '../types.ts';
+import type { BearerChallenge } from '../oauth/www-authenticate.ts';
+import { httpTimeoutFrom, withTimeout } from '../oauth/http.ts';
 
 export interface SignInNeed {
   /** Scopes the new grant must carry (step-up: the union of granted and challenged). */
   scopes?: string[];
+  /** The 401/403 challenge that showed the need: discovery starts from its resource_metadata. */
+  challenge?: BearerChallenge;
 }
 
 export interface SignInCoordinatorOptions {
@@ -120,11 +124,18 @@ export class SignInCoordinator {
     return signIn({
       server: o.server,
       store: o.store,
-      fetch: o.fetch,
+      fetch: withTimeout(o.fetch, httpTimeoutFrom(o.env)),
       env: o.env,
       logger: o.logger,
-      browser: { mode: 'open' },
+      // The proxy runs without a terminal on purpose: a browser that did not open is reported and
+      // the sign-in keeps waiting for the callback (the URL is on stderr and in the log).
+      browser: {
+        mode: 'open',
+        whenNoBrowser: 'wait',
+        onBrowserFailed: (reason) => o.logger.warn('could not open a browser; open the sign-in URL by hand', { server: o.server.name, reason }),
+      },
       scopes: need.scopes,
+      challenge: need.challenge,
       timeoutMs: o.timeoutMs,
       onAuthorizeUrl: o.onAuthorizeUrl,
     });

@@ -7,7 +7,9 @@ import { randomBytes } from 'node:crypto';
 import { exportJWK, generateKeyPair } from 'jose';
 import Provider, { errors as oidcErrors } from './oidc-provider-quiet.ts';
 import { consentPage, loginPage } from './pages.ts';
+import { deviceFlowFeature, deviceFlowMiddleware } from './device-flow.ts';
 import type { SandboxOptions, SandboxState } from './types.ts';
+import type { ProviderMode } from './provider-modes.ts';
 
 export const DEMO_ACCOUNT = 'demo';
 const OIDC_SCOPES = new Set(['openid', 'offline_access']);
@@ -15,6 +17,8 @@ const OIDC_SCOPES = new Set(['openid', 'offline_access']);
 export interface AuthorizationServer {
   handle(req: IncomingMessage, res: ServerResponse): void;
   googleClient?: { clientId: string; clientSecret: string };
+  /** The provider mode's pre-registered client (no dynamic registration), when it has one. */
+  preregisteredClient?: { clientId: string; clientSecret?: string };
   revokeAllGrants(): Promise<void>;
 }
 
@@ -22,8 +26,14 @@ export interface AuthorizationServerInit {
   issuer: string;
   mcpUrl: string;
   options: Required<Pick<SandboxOptions, 'accessTokenTtlSeconds' | 'refreshTokenTtlSeconds' | 'rotateRefreshTokens' | 'googleMode' | 'autoApprove' | 'scopesSupported'>> &
-    Pick<SandboxOptions, 'googleClientSecret'>;
+    Pick<SandboxOptions, 'googleClientSecret' | 'deviceFlow' | 'deviceIntervalSeconds'>;
   state: SandboxState;
+  /** oidc-provider `routes` overrides (the discovery modes' 2025-03-26 default endpoints). */
+  routes?: Record<string, string>;
+  /** Called with the provider before its request handler is built (more middleware: issuer-counters.ts). */
+  extend?: (provider: any) => void;
+  /** Behave like an identity provider (provider-modes.ts). */
+  mode?: ProviderMode;
 }
 
 function resourceScopesOf(scopesSupported: string[]): string[] {
@@ -42,7 +52,9 @@ async function readForm(req: IncomingMessage): Promise<URLSearchParams> {
 }
 
 export async function createAuthorizationServer(init: AuthorizationServerInit): Promise<AuthorizationServer> {
-  const { issuer, mcpUrl, options, state } = init;
+  const { issuer, mcpUrl, options, state, mode } = init;
+  // Tokens for the MCP server even without a `resource` parameter (Google ignores it, Entra refuses it).
+  const resourceByDefault = options.googleMode || !!mode?.resourceDefaultsToMcp;
   const resourceScopes = resourceScopesOf(options.scopesSupported);
   const { privateKey } = await generateKeyPair('ES256', { extractable: true });
   const signingKey = { ...(await exportJWK(privateKey)), kid: randomBytes(8).toString('hex'), alg: 'ES256', use: 'sig' };
@@ -68,8 +80,9 @@ export async function createAuthorizationServer(init: AuthorizationServerInit): 
           response_types: ['code'],
           token_endpoint_auth_method: 'client_secret_basic',
         }]
-      : [],
+      : mode?.client ? [mode.client.metadata] : [],
     jwks: { keys: [signingKey] },
+    ...(init.routes ? { routes: init.routes } : {}),
     scopes: ['openid', ...options.scopesSupported.filter((s) => s !== 'openid')],
     claims: { openid: ['sub'] },
     findAccount: async (_ctx: unknown, sub: string) => ({ accountId: sub, claims: async () => ({ sub }) }),
@@ -79,13 +92,15 @@ export async function createAuthorizationServer(init: AuthorizationServerInit): 
     // Google ignores `resource`; elsewhere a missing `resource` yields an opaque token the MCP server rejects.
     features: {
       devInteractions: { enabled: false },
-      registration: { enabled: !options.googleMode },
-      revocation: { enabled: true },
+      registration: { enabled: !options.googleMode && !mode?.client },
+      revocation: { enabled: mode?.revocation ?? true },
+      deviceFlow: deviceFlowFeature(options.deviceFlow !== false), // RFC 8628: device-flow.ts
       resourceIndicators: {
         enabled: true,
-        defaultResource: async (_ctx: unknown, _client: unknown, oneOf?: string) => oneOf ?? (options.googleMode ? mcpUrl : undefined),
+        defaultResource: async (_ctx: unknown, _client: unknown, oneOf?: string) => oneOf ?? (resourceByDefault ? mcpUrl : undefined),
         useGrantedResource: async () => true,
-        getResourceServerInfo: async (_ctx: unknown, resourceIndicator: string) => {
+        getResourceServerInfo: async (ctx: unknown, resourceIndicator: string) => {
+          mode?.checkResource?.(ctx);
           // RFC 8707 §2: the only protected resource here is the MCP server's canonical URI.
           if (resourceIndicator !== mcpUrl) throw new oidcErrors.InvalidTarget();
           return {
@@ -105,13 +120,14 @@ export async function createAuthorizationServer(init: AuthorizationServerInit): 
     issueRefreshToken: async (_ctx: unknown, client: { grantTypeAllowed(t: string): boolean }, code: { grantId: string; scopes: Set<string> }) => {
       if (!client.grantTypeAllowed('refresh_token')) return false;
       // Google only returns a refresh token for access_type=offline&prompt=consent.
-      if (options.googleMode) return offlineGrants.has(code.grantId);
+      if (options.googleMode || mode?.refreshTokenFor) return offlineGrants.has(code.grantId);
       return true;
     },
     rotateRefreshToken: options.rotateRefreshTokens,
     ttl: {
       AccessToken: options.accessTokenTtlSeconds,
       AuthorizationCode: 60,
+      DeviceCode: 600, // RFC 8628 §3.2 expires_in: 10 minutes to enter the code
       RefreshToken: options.refreshTokenTtlSeconds,
       Grant: options.refreshTokenTtlSeconds,
       Session: options.refreshTokenTtlSeconds,
@@ -145,15 +161,15 @@ export async function createAuthorizationServer(init: AuthorizationServerInit): 
       // RFC 8414 §3: same document as OIDC discovery (issuer without a path → root well-known).
       ctx.path = '/.well-known/openid-configuration';
     }
-    if (ctx.path === '/auth') {
+    if (ctx.path === (init.routes?.authorization ?? '/auth')) {
       counters.authorizeRequests.push(Object.fromEntries(new URLSearchParams(ctx.querystring)));
     }
     if (ctx.path === '/token/revocation' && ctx.method === 'POST') counters.revocations += 1;
     if (ctx.path !== '/token' || ctx.method !== 'POST') return next();
 
     inflight += 1;
-    const entry = { grantType: 'unknown', at: Date.now(), concurrent: inflight } as {
-      grantType: string; resource?: string[]; at: number; concurrent: number;
+    const entry = { grantType: 'unknown', at: Date.now(), concurrent: inflight, accept: ctx.get('accept') || undefined } as {
+      grantType: string; resource?: string[]; at: number; concurrent: number; accept?: string;
     };
     counters.tokenRequestLog.push(entry);
     try {
@@ -183,6 +199,8 @@ export async function createAuthorizationServer(init: AuthorizationServerInit): 
       counters.tokenRequests[entry.grantType] = (counters.tokenRequests[entry.grantType] ?? 0) + 1;
     }
   });
+  // Inside the middleware above: it sees the request as sent and the answer as the provider's.
+  if (mode) provider.use(mode.middleware);
 
   /** Create a grant with everything the authorization request asked for (sandbox: no partial consent). */
   async function approve(details: any, accountId: string): Promise<string> {
@@ -195,12 +213,13 @@ export async function createAuthorizationServer(init: AuthorizationServerInit): 
     if (oidc.length) grant.addOIDCScope(oidc.join(' '));
     const rs = requested.filter((s) => resourceScopes.includes(s));
     const resources = asList(params.resource);
-    if (!resources.length && options.googleMode) resources.push(mcpUrl);
+    if (!resources.length && resourceByDefault) resources.push(mcpUrl);
     for (const resource of resources) grant.addResourceScope(resource, rs.join(' '));
     const grantId: string = await grant.save();
     grantIds.add(grantId);
     const prompts = String(params.prompt ?? '').split(' ');
     if (params.access_type === 'offline' && prompts.includes('consent')) offlineGrants.add(grantId);
+    if (mode?.refreshTokenFor?.(params)) offlineGrants.add(grantId);
     return grantId;
   }
 
@@ -248,10 +267,15 @@ export async function createAuthorizationServer(init: AuthorizationServerInit): 
     html('<!DOCTYPE html><p>Not found</p>', 404);
   }
 
+  init.extend?.(provider);
+  provider.use(deviceFlowMiddleware(state, { intervalSeconds: options.deviceIntervalSeconds, authorizationPath: init.routes?.device_authorization ?? '/device/auth', tokenPath: init.routes?.token ?? '/token' }));
   const callback = provider.callback();
   return {
     googleClient,
+    ...(mode?.client ? { preregisteredClient: { clientId: mode.client.clientId, clientSecret: mode.client.clientSecret } } : {}),
     handle(req, res) {
+      // The provider's issuer path and metadata locations (provider-modes.ts).
+      if (mode?.route(req, res)) return;
       const url = new URL(req.url ?? '/', issuer);
       if (url.pathname.startsWith('/interaction/')) {
         handleInteraction(req, res, url).catch((err: unknown) => {

@@ -5,10 +5,17 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createAuthorizationServer } from './authorization-server.ts';
 import { createMcpResourceServer } from './mcp-server.ts';
+import { audienceFor, discoveryProfile, recordingMetadataRequests } from './discovery-modes.ts';
+import { issuerCounters } from './issuer-counters.ts';
 import { emptyCounters } from './types.ts';
+import { createProviderMode } from './provider-modes.ts';
 import type { Sandbox, SandboxOptions, SandboxState } from './types.ts';
 
-export type { Sandbox, SandboxCounters, SandboxOptions, TokenEndpointFault, TokenRequestLogEntry } from './types.ts';
+export type {
+  DiscoveryMode, IssuerCounters, McpLogEntry, Sandbox, SandboxCounters, SandboxOptions, TokenEndpointFault, TokenRequestLogEntry,
+} from './types.ts';
+export { DISCOVERY_MODES, DISCOVERY_MODE_DESCRIPTIONS, isDiscoveryMode } from './discovery-modes.ts';
+export { SANDBOX_PROVIDERS, isSandboxProvider, type SandboxProvider } from './provider-modes.ts';
 
 const DEFAULT_SCOPES = ['mcp:tools', 'mcp:admin', 'offline_access'];
 
@@ -30,55 +37,108 @@ async function closeServer(server: Server): Promise<void> {
 }
 
 export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> {
-  const googleMode = opts.googleMode ?? false;
+  // An identity provider's quirks (provider-modes.ts); `googleMode` is provider 'google'.
+  const providerName = opts.provider ?? (opts.googleMode ? 'google' : undefined);
+  const googleMode = opts.googleMode ?? providerName === 'google';
+  let issuerOfMode = '';
+  const mode = providerName
+    ? createProviderMode(providerName, {
+        issuer: () => issuerOfMode,
+        refreshTokenTtlSeconds: opts.refreshTokenTtlSeconds ?? 14 * 24 * 3600,
+        clientSecret: opts.clientSecret ?? opts.googleClientSecret,
+        reuseDetected: () => state.counters.refreshReuseDetected,
+      })
+    : undefined;
   const options = {
     accessTokenTtlSeconds: opts.accessTokenTtlSeconds ?? 3600,
     refreshTokenTtlSeconds: opts.refreshTokenTtlSeconds ?? 14 * 24 * 3600,
     // Google does not rotate refresh tokens; everyone else in the sandbox does by default.
-    rotateRefreshTokens: opts.rotateRefreshTokens ?? !googleMode,
+    rotateRefreshTokens: opts.rotateRefreshTokens ?? mode?.rotateRefreshTokens ?? !googleMode,
     googleMode,
     autoApprove: opts.autoApprove ?? true,
-    googleClientSecret: opts.googleClientSecret,
+    googleClientSecret: opts.googleClientSecret ?? (googleMode ? opts.clientSecret : undefined),
     // Google does not know offline_access (it uses access_type=offline instead).
-    scopesSupported: opts.scopesSupported ?? (googleMode ? DEFAULT_SCOPES.filter((s) => s !== 'offline_access') : DEFAULT_SCOPES),
+    scopesSupported: opts.scopesSupported ?? mode?.scopesSupported ?? (googleMode ? DEFAULT_SCOPES.filter((s) => s !== 'offline_access') : DEFAULT_SCOPES),
+    deviceFlow: opts.deviceFlow ?? true,
+    deviceIntervalSeconds: opts.deviceIntervalSeconds,
   };
-  const requiredScope = opts.requiredScope ?? 'mcp:tools';
+  const discovery = opts.discovery ?? 'standard';
+  const profile = discoveryProfile(discovery);
+  options.scopesSupported = [...options.scopesSupported, ...profile.extraScopes.filter((s) => !options.scopesSupported.includes(s))];
+  const requiredScope = opts.requiredScope ?? mode?.requiredScope ?? 'mcp:tools';
   const state: SandboxState = { counters: emptyCounters(), fault: undefined, revokedGrantIds: new Set() };
 
   const asHttp = createServer();
   const mcpHttp = createServer();
+  const secondHttp = createServer();
   try {
-    const asPort = await listen(asHttp, opts.port ?? 0);
+    // The 2025-03-26 modes have the authorization server on the MCP server's origin (--port unused).
+    const asPort = profile.asOnMcpOrigin ? undefined : await listen(asHttp, opts.port ?? 0);
     const mcpPort = await listen(mcpHttp, opts.mcpPort ?? 0);
-    const issuer = `http://127.0.0.1:${asPort}`;
-    const mcpUrl = `http://127.0.0.1:${mcpPort}/mcp`;
+    const mcpOrigin = `http://127.0.0.1:${mcpPort}`;
+    const issuer = asPort === undefined ? mcpOrigin : `http://127.0.0.1:${asPort}${mode?.issuerPath ?? ''}`;
+    issuerOfMode = issuer;
+    const mcpUrl = `${mcpOrigin}/mcp`;
+    const secondIssuer = opts.secondIssuer ? `http://127.0.0.1:${await listen(secondHttp, 0)}` : undefined;
+    // The authorization server's "mcpUrl" is the resource it issues tokens for (its audience).
+    const resource = audienceFor(discovery, mcpUrl);
+    const counters = () => state.counters;
 
-    const as = await createAuthorizationServer({ issuer, mcpUrl, options, state });
-    const mcp = createMcpResourceServer({ issuer, mcpUrl, requiredScope, scopesSupported: options.scopesSupported, state });
-    asHttp.on('request', as.handle);
-    mcpHttp.on('request', mcp.handle);
+    const as = await createAuthorizationServer({
+      issuer, mcpUrl: resource, options, state, routes: profile.asRoutes, extend: issuerCounters(issuer, state, profile.asRoutes), mode,
+    });
+    const second = secondIssuer
+      ? await createAuthorizationServer({ issuer: secondIssuer, mcpUrl: resource, options, state, extend: issuerCounters(secondIssuer, state) })
+      : undefined;
+    let active = issuer;
+    const mcp = createMcpResourceServer({
+      activeIssuer: () => active,
+      mcpUrl,
+      mode: discovery,
+      requiredScope,
+      scopesSupported: options.scopesSupported,
+      state,
+      fallback: profile.asOnMcpOrigin ? as.handle : undefined,
+    });
+    if (asPort !== undefined) asHttp.on('request', recordingMetadataRequests(new URL(issuer).origin, counters, as.handle));
+    mcpHttp.on('request', recordingMetadataRequests(mcpOrigin, counters, mcp.handle));
+    if (second && secondIssuer) secondHttp.on('request', recordingMetadataRequests(secondIssuer, counters, second.handle));
 
     return {
       issuer,
       mcpUrl,
+      discovery,
+      resource,
+      secondIssuer,
+      activeIssuer: () => active,
+      switchAuthorizationServer() {
+        if (!secondIssuer) throw new Error('startSandbox({ secondIssuer: true }) is needed to switch authorization servers');
+        active = active === issuer ? secondIssuer : issuer;
+        return active;
+      },
       googleClient: as.googleClient,
+      provider: providerName,
+      preregisteredClient: as.preregisteredClient ?? as.googleClient,
       counters: state.counters,
       resetCounters() {
         // Mutate in place so references held by callers (sandbox.counters) stay live.
         Object.assign(state.counters, emptyCounters());
       },
-      revokeAllGrants: () => as.revokeAllGrants(),
+      revokeAllGrants: async () => {
+        await as.revokeAllGrants();
+        await second?.revokeAllGrants();
+      },
       setTokenEndpointFault(fault) {
         state.fault = fault && fault.times > 0 ? { ...fault } : undefined;
       },
       dropSessions: () => mcp.dropSessions(),
       async close() {
         await mcp.close();
-        await Promise.all([closeServer(asHttp), closeServer(mcpHttp)]);
+        await Promise.all([closeServer(asHttp), closeServer(mcpHttp), closeServer(secondHttp)]);
       },
     };
   } catch (err) {
-    await Promise.all([closeServer(asHttp), closeServer(mcpHttp)]);
+    await Promise.all([closeServer(asHttp), closeServer(mcpHttp), closeServer(secondHttp)]);
     throw err;
   }
 }

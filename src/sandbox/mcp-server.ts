@@ -3,14 +3,19 @@
 // RFC 9728 protected resource metadata, audience-bound JWT access tokens per RFC 8707/9068).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
-import { createRemoteJWKSet, jwtVerify } from 'jose';
+import { createRemoteJWKSet, decodeJwt, jwtVerify } from 'jose';
 import type { JWTPayload } from 'jose';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { ElicitResultSchema, isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 import * as z from 'zod';
-import type { SandboxState } from './types.ts';
+import { fingerprint } from '../secrets.ts';
+import {
+  audienceFor, calledTool, challengeMetadataUrl, hidesWellKnown, isPublicRequest, listedIssuer, publishedResource, rpcMethodsOf,
+  servesResourceMetadata, unsatisfiableScopes, whenStatus, STEP_SCOPES,
+} from './discovery-modes.ts';
+import type { DiscoveryMode, McpLogEntry, SandboxState } from './types.ts';
 
 export interface McpResourceServer {
   handle(req: IncomingMessage, res: ServerResponse): void;
@@ -19,11 +24,15 @@ export interface McpResourceServer {
 }
 
 export interface McpResourceServerInit {
-  issuer: string;
+  /** The issuer whose tokens are accepted and listed now (switchAuthorizationServer changes it). */
+  activeIssuer: () => string;
   mcpUrl: string;
+  mode: DiscoveryMode;
   requiredScope: string;
   scopesSupported: string[];
   state: SandboxState;
+  /** Where requests for other paths go: the authorization server when it shares the origin. */
+  fallback?: (req: IncomingMessage, res: ServerResponse) => void;
 }
 
 const ADMIN_SCOPE = 'mcp:admin';
@@ -54,6 +63,9 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
     signal.addEventListener('abort', onAbort, { once: true });
   });
 }
+
+/** The tools toolsServer() registers (per-tool mode serves metadata at one URL per tool): keep in sync. */
+export const TOOL_NAMES = ['echo', 'whoami', 'admin_echo', 'slow', 'ask', 'big'] as const;
 
 function toolsServer(): McpServer {
   const server = new McpServer({ name: 'mcp-oauth-sandbox', version: '0.1.0' });
@@ -116,53 +128,67 @@ function toolsServer(): McpServer {
 }
 
 export function createMcpResourceServer(init: McpResourceServerInit): McpResourceServer {
-  const { issuer, mcpUrl, requiredScope, scopesSupported, state } = init;
+  const { activeIssuer, mcpUrl, mode, requiredScope, scopesSupported, state } = init;
   const mcpPath = new URL(mcpUrl).pathname;
   const origin = new URL(mcpUrl).origin;
-  const resourceMetadataUrl = `${origin}/.well-known/oauth-protected-resource${mcpPath}`;
-  const jwks = createRemoteJWKSet(new URL(`${issuer}/jwks`));
+  // RFC 8707 / RFC 9068: the audience of the access tokens (the MCP URL, or the origin when the
+  // metadata names the origin as the resource).
+  const audience = audienceFor(mode, mcpUrl);
+  const jwksByIssuer = new Map<string, ReturnType<typeof createRemoteJWKSet>>();
+  const jwksOf = (issuer: string) => {
+    let jwks = jwksByIssuer.get(issuer);
+    if (!jwks) jwksByIssuer.set(issuer, (jwks = createRemoteJWKSet(new URL(`${issuer}/jwks`))));
+    return jwks;
+  };
   const sessions = new Map<string, { transport: StreamableHTTPServerTransport; server: McpServer }>();
 
   // RFC 9728 §2: `resource` is the MCP server's canonical URI; `authorization_servers` the issuer.
-  const protectedResourceMetadata = {
-    resource: mcpUrl,
-    authorization_servers: [issuer],
-    scopes_supported: scopesSupported.filter((s) => s !== 'offline_access' && s !== 'openid'),
+  const protectedResourceMetadata = () => ({
+    resource: publishedResource(mode, mcpUrl),
+    authorization_servers: [listedIssuer(mode, activeIssuer())],
+    scopes_supported: scopesSupported.filter((s) => s !== 'offline_access' && s !== 'openid' && !STEP_SCOPES.includes(s)),
     bearer_methods_supported: ['header'],
     resource_name: 'mcp-oauth sandbox MCP server',
-  };
+  });
 
-  function challenge(res: ServerResponse, status: 401 | 403, params: Record<string, string>, body: unknown): void {
+  function challenge(res: ServerResponse, status: 401 | 403, params: Record<string, string>, body: unknown, tool?: string): void {
     if (status === 401) state.counters.mcp401 += 1;
     else state.counters.mcp403 += 1;
-    // RFC 6750 §3 + RFC 9728 §5.1: point the client at the protected resource metadata.
-    const header = 'Bearer ' + Object.entries({ ...params, resource_metadata: resourceMetadataUrl })
+    // RFC 6750 §3 + RFC 9728 §5.1: point the client at the protected resource metadata (the
+    // modes without one, or where the client must find it, name none).
+    const resourceMetadata = challengeMetadataUrl(mode, mcpUrl, tool);
+    const all = resourceMetadata ? { ...params, resource_metadata: resourceMetadata } : params;
+    const header = 'Bearer ' + Object.entries(all)
       .map(([k, v]) => `${k}="${v.replace(/["\\]/g, '\\$&')}"`).join(', ');
     sendJson(res, status, body, { 'www-authenticate': header });
   }
 
-  async function authenticate(req: IncomingMessage, res: ServerResponse): Promise<AuthInfo | undefined> {
+  async function authenticate(req: IncomingMessage, res: ServerResponse, body: unknown): Promise<AuthInfo | undefined> {
     const authorization = req.headers.authorization;
     const match = /^Bearer +([A-Za-z0-9\-._~+/]+=*)$/i.exec(authorization ?? '');
+    const tool = calledTool(body);
     if (!authorization) {
       // RFC 6750 §3.1: no credentials → no error code, just the challenge (+ the scope to ask for).
-      challenge(res, 401, { scope: requiredScope }, { error: 'unauthorized', error_description: 'Bearer token required' });
+      challenge(res, 401, { scope: requiredScope }, { error: 'unauthorized', error_description: 'Bearer token required' }, tool);
       return undefined;
     }
     let payload: JWTPayload;
+    const issuer = activeIssuer();
     try {
       if (!match) throw new Error('malformed Authorization header');
       // RFC 9068 §4 / MCP spec "Token Audience Binding": signature, iss, aud == this server, exp.
-      ({ payload } = await jwtVerify(match[1], jwks, { issuer, audience: mcpUrl, typ: 'at+jwt' }));
+      // Only the active issuer's tokens: after a switch the old one's are refused.
+      ({ payload } = await jwtVerify(match[1], jwksOf(issuer), { issuer, audience, typ: 'at+jwt' }));
       if (typeof payload.gid === 'string' && state.revokedGrantIds.has(payload.gid)) throw new Error('grant revoked');
     } catch (err) {
       challenge(res, 401, { error: 'invalid_token', error_description: `The access token is invalid (${(err as Error).message.replace(/"/g, "'")})` },
-        { error: 'invalid_token' });
+        { error: 'invalid_token' }, tool);
       return undefined;
     }
     const scopes = typeof payload.scope === 'string' ? payload.scope.split(' ').filter(Boolean) : [];
-    if (!scopes.includes(requiredScope)) {
-      challenge(res, 403, { error: 'insufficient_scope', scope: requiredScope }, { error: 'insufficient_scope' });
+    const wanted = unsatisfiableScopes(mode, requiredScope, scopes) ?? (scopes.includes(requiredScope) ? undefined : [requiredScope]);
+    if (wanted) {
+      challenge(res, 403, { error: 'insufficient_scope', scope: wanted.join(' ') }, { error: 'insufficient_scope' }, tool);
       return undefined;
     }
     return {
@@ -180,23 +206,48 @@ export function createMcpResourceServer(init: McpResourceServerInit): McpResourc
     return messages.some((m) => m && typeof m === 'object' && (m as any).method === 'tools/call' && (m as any).params?.name === 'admin_echo');
   }
 
+  function logRequest(req: IncomingMessage, res: ServerResponse, body: unknown): void {
+    const token = /^Bearer +(\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
+    let tokenIssuer: string | undefined;
+    try {
+      tokenIssuer = token ? decodeJwt(token).iss : undefined;
+    } catch {
+      // not a JWT
+    }
+    const entry: McpLogEntry = {
+      method: req.method ?? 'GET',
+      rpcMethods: rpcMethodsOf(body),
+      authorization: req.headers.authorization !== undefined,
+      ...(tokenIssuer ? { tokenIssuer } : {}),
+      ...(token ? { tokenFingerprint: fingerprint(token) } : {}),
+      status: 0,
+    };
+    state.counters.mcpLog.push(entry);
+    whenStatus(res, (status) => (entry.status = status));
+  }
+
   async function handleMcp(req: IncomingMessage, res: ServerResponse): Promise<void> {
     state.counters.mcpRequests += 1;
-    const auth = await authenticate(req, res);
-    if (!auth) return;
-    (req as IncomingMessage & { auth?: AuthInfo }).auth = auth;
-
     let body: unknown;
     try {
       body = req.method === 'POST' ? await readJson(req) : undefined;
     } catch {
+      logRequest(req, res, undefined);
       return sendJson(res, 400, { jsonrpc: '2.0', error: { code: -32700, message: 'Parse error' }, id: null });
     }
-    if (needsAdmin(body) && !auth.scopes.includes(ADMIN_SCOPE)) {
-      // MCP spec "Scope Challenge Handling": 403 with every scope needed for this operation.
-      challenge(res, 403, { error: 'insufficient_scope', scope: [requiredScope, ADMIN_SCOPE].join(' '), error_description: `${ADMIN_SCOPE} is required` },
-        { error: 'insufficient_scope' });
-      return;
+    logRequest(req, res, body);
+    // per-tool (Google's hosted servers) answers everything but tools/call without a token, and
+    // ignores one sent there; no-oauth never asks for one.
+    if (!isPublicRequest(mode, req.method ?? 'GET', body)) {
+      const auth = await authenticate(req, res, body);
+      if (!auth) return;
+      (req as IncomingMessage & { auth?: AuthInfo }).auth = auth;
+      if (needsAdmin(body) && !auth.scopes.includes(ADMIN_SCOPE)) {
+        // MCP spec "Scope Challenge Handling": 403 with every scope needed for this operation.
+        challenge(res, 403, { error: 'insufficient_scope', scope: [requiredScope, ADMIN_SCOPE].join(' '), error_description: `${ADMIN_SCOPE} is required` },
+          { error: 'insufficient_scope' }, calledTool(body));
+        return;
+      }
     }
 
     const sessionId = req.headers['mcp-session-id'];
@@ -232,8 +283,8 @@ export function createMcpResourceServer(init: McpResourceServerInit): McpResourc
   return {
     handle(req, res) {
       const { pathname } = new URL(req.url ?? '/', origin);
-      if (req.method === 'GET' && (pathname === `/.well-known/oauth-protected-resource${mcpPath}` || pathname === '/.well-known/oauth-protected-resource')) {
-        return sendJson(res, 200, protectedResourceMetadata, { 'access-control-allow-origin': '*' });
+      if (req.method === 'GET' && servesResourceMetadata(mode, mcpPath, pathname, TOOL_NAMES)) {
+        return sendJson(res, 200, protectedResourceMetadata(), { 'access-control-allow-origin': '*' });
       }
       if (pathname === mcpPath) {
         handleMcp(req, res).catch((err: unknown) => {
@@ -242,6 +293,7 @@ export function createMcpResourceServer(init: McpResourceServerInit): McpResourc
         });
         return;
       }
+      if (init.fallback && !hidesWellKnown(mode, pathname)) return init.fallback(req, res);
       sendJson(res, 404, { error: 'not_found' });
     },
     dropSessions,

@@ -1,4 +1,17 @@
 // Public types of the sandbox (re-exported by ./index.ts).
+import type { SandboxProvider } from './provider-modes.ts';
+
+/** How clients discover the authorization server: see discovery-modes.ts. */
+export type DiscoveryMode =
+  | 'standard'
+  | 'resource-prefix'
+  | 'root-only'
+  | 'per-tool'
+  | 'trailing-slash-issuer'
+  | 'no-prm-origin-as'
+  | 'no-metadata'
+  | 'no-oauth'
+  | 'always-insufficient-scope';
 
 export interface SandboxOptions {
   /** Access token lifetime. Default 3600. */
@@ -22,6 +35,18 @@ export interface SandboxOptions {
   mcpPort?: number;
   /** Advertise authorization_response_iss_parameter_supported (RFC 9207). Always true with oidc-provider. */
   issRequired?: boolean;
+  /** What kind of server to be, discovery-wise (src/sandbox/discovery-modes.ts). Default 'standard'. */
+  discovery?: DiscoveryMode;
+  /** Start a second authorization server (another issuer, own keys) for switchAuthorizationServer(). */
+  secondIssuer?: boolean;
+  /** Behave like an identity provider (src/sandbox/provider-modes.ts); 'google' is googleMode. */
+  provider?: SandboxProvider;
+  /** The pre-registered client's secret, for providers without dynamic registration (default: random). */
+  clientSecret?: string;
+  /** Offer the device grant (RFC 8628: `device_authorization_endpoint`, pages at /device). Default true. */
+  deviceFlow?: boolean;
+  /** The `interval` in device authorization responses (default: none is sent, so clients poll every 5 s). */
+  deviceIntervalSeconds?: number;
 }
 
 export interface TokenRequestLogEntry {
@@ -30,6 +55,8 @@ export interface TokenRequestLogEntry {
   at: number;
   /** Token requests in flight at that moment, including this one. */
   concurrent: number;
+  /** The request's Accept header (GitHub answers form-encoded without application/json). */
+  accept?: string;
 }
 
 export interface SandboxCounters {
@@ -42,6 +69,41 @@ export interface SandboxCounters {
   revocations: number;
   authorizeRequests: Array<Record<string, string>>;
   tokenRequestLog: TokenRequestLogEntry[];
+  /** Every request to the MCP endpoint, in arrival order. */
+  mcpLog: McpLogEntry[];
+  /** Every GET of a /.well-known/ URL on any origin of the sandbox (metadata fetches), in order. */
+  metadataRequests: Array<{ url: string; status: number }>;
+  /** Per authorization server issuer: what it received and issued (tokens as fingerprints). */
+  issuers: Record<string, IssuerCounters>;
+  /** Device grant (RFC 8628): device authorizations issued, and device-code token requests by
+   * outcome (`authorization_pending`, `slow_down`, `access_denied`, `expired_token`, `tokens`, …). */
+  deviceFlow: { authorizations: number; polls: Record<string, number> };
+}
+
+export interface McpLogEntry {
+  /** HTTP method. */
+  method: string;
+  /** JSON-RPC methods in the body (POST). */
+  rpcMethods: string[];
+  /** Whether an Authorization header was sent. */
+  authorization: boolean;
+  /** `iss` of the bearer token (decoded, not verified), when it is a JWT. */
+  tokenIssuer?: string;
+  /** fingerprint() of the bearer token. */
+  tokenFingerprint?: string;
+  /** The HTTP status of the answer (0 until the head is written). */
+  status: number;
+}
+
+export interface IssuerCounters {
+  /** Query parameters of each authorization request. */
+  authorizeRequests: Array<Record<string, string>>;
+  /** Each token (and revocation) request: grant type ("revocation" for RFC 7009), client, fingerprint of the code, refresh token or revoked token presented, status. */
+  tokenRequests: Array<{ grantType: string; clientId?: string; presented?: string; status: number }>;
+  /** Fingerprints of every access and refresh token this issuer issued. */
+  issued: string[];
+  /** Client ids registered here (RFC 7591). */
+  registrations: string[];
 }
 
 export interface TokenEndpointFault {
@@ -53,7 +115,23 @@ export interface TokenEndpointFault {
 export interface Sandbox {
   issuer: string;
   mcpUrl: string;
+  discovery: DiscoveryMode;
+  /** The RFC 8707 resource (canonical) the tokens must be for: the MCP URL, or the origin in resource-prefix mode. */
+  resource: string;
+  /** secondIssuer: the other authorization server's issuer. */
+  secondIssuer?: string;
+  /** The issuer the MCP server trusts now (and lists in its metadata). */
+  activeIssuer(): string;
+  /**
+   * secondIssuer: the metadata's `authorization_servers` now names the other authorization server,
+   * and the MCP server accepts only its tokens. Returns the new active issuer.
+   */
+  switchAuthorizationServer(): string;
   googleClient?: { clientId: string; clientSecret: string };
+  /** The identity provider this sandbox behaves like, if any. */
+  provider?: SandboxProvider;
+  /** The pre-registered client of a provider without dynamic registration (Google, Entra, GitHub). */
+  preregisteredClient?: { clientId: string; clientSecret?: string };
   counters: SandboxCounters;
   resetCounters(): void;
   revokeAllGrants(): Promise<void>;
@@ -74,6 +152,10 @@ export function emptyCounters(): SandboxCounters {
     revocations: 0,
     authorizeRequests: [],
     tokenRequestLog: [],
+    mcpLog: [],
+    metadataRequests: [],
+    issuers: {},
+    deviceFlow: { authorizations: 0, polls: {} },
   };
 }
 

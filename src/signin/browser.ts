@@ -14,14 +14,33 @@ export interface OpenBrowserOptions {
   logger?: Logger;
 }
 
+/** How long an opener may take to fail before we take it as started (a browser keeps running). */
+const OPENER_GRACE_MS = 1500;
+
+/**
+ * Whether a browser could be opened at all: `$BROWSER` names one (tried when used), macOS and
+ * Windows always have an opener, elsewhere `xdg-open` needs a graphical session.
+ */
+export function canOpenBrowser(env: NodeJS.ProcessEnv, platform: NodeJS.Platform = process.platform): boolean {
+  if (env.BROWSER?.trim()) return true;
+  if (platform === 'darwin' || platform === 'win32') return true;
+  return Boolean(env.DISPLAY || env.WAYLAND_DISPLAY);
+}
+
 export async function openBrowser(url: string, opts: OpenBrowserOptions): Promise<void> {
   const logger = opts.logger ?? silentLogger;
   const browserVar = opts.env.BROWSER?.trim();
   if (browserVar) return openWithBrowserVariable(url, browserVar, logger);
+  if (!canOpenBrowser(opts.env)) {
+    throw new McpOAuthError('browser_failed', 'could not open a browser (no $BROWSER and no graphical session)', {
+      hint: 'use --no-browser and open the printed URL yourself',
+    });
+  }
   try {
     // Lazy: `open` pulls in several modules; most commands never open a browser.
     const { default: open } = await import('open');
     const child = await open(url, { wait: false });
+    await startedOrFailed(child);
     child.unref?.();
     logger.debug('opened the browser');
   } catch (err) {
@@ -30,6 +49,29 @@ export async function openBrowser(url: string, opts: OpenBrowserOptions): Promis
       cause: err,
     });
   }
+}
+
+/**
+ * An opener that exits non-zero at once (xdg-open without a handler, `$BROWSER=false`) failed; one
+ * still running after a grace period, or done with 0, started the browser.
+ */
+function startedOrFailed(child: import('node:child_process').ChildProcess): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(done, OPENER_GRACE_MS);
+    timer.unref?.();
+    function done() {
+      clearTimeout(timer);
+      child.off('exit', onExit);
+      resolve();
+    }
+    function onExit(code: number | null, signal: NodeJS.Signals | null) {
+      clearTimeout(timer);
+      if (code === 0) return resolve();
+      reject(new Error(code !== null ? `it exited with status ${code}` : `it was killed by ${signal}`));
+    }
+    if (child.exitCode !== null) return onExit(child.exitCode, null);
+    child.once('exit', onExit);
+  });
 }
 
 async function openWithBrowserVariable(url: string, browserVar: string, logger: Logger): Promise<void> {
@@ -79,7 +121,7 @@ function spawnDetached(command: string, args: string[]): Promise<void> {
       child.off('error', reject);
       child.on('error', () => {}); // late errors must not crash the CLI
       child.unref();
-      resolve();
+      startedOrFailed(child).then(resolve, reject);
     });
   });
 }

@@ -4,18 +4,15 @@
  * src/oauth/; this module only sequences them and talks to the edges (browser, loopback, store).
  */
 import type { Readable, Writable } from 'node:stream';
-import { McpOAuthError } from '../errors.ts';
-import { canonicalResourceUri } from '../oauth/canonical.ts';
-import { discoverAll, probeChallenge } from '../oauth/discovery.ts';
+import { McpOAuthError, loginCommand } from '../errors.ts';
 import type { BearerChallenge } from '../oauth/www-authenticate.ts';
-import { selectScopes } from '../oauth/scopes.ts';
-import { providerFor, authorizeParamsFor, explainMissingRefreshToken } from '../oauth/quirks.ts';
 import { resolveClientRegistration } from '../oauth/registration.ts';
 import { createPkce, createState, buildAuthorizationUrl, validateAuthorizationResponse } from '../oauth/authorize.ts';
-import { exchangeAuthorizationCode, credentialFromTokenSet, type ClientAuth } from '../oauth/tokens.ts';
+import { exchangeAuthorizationCode, type ClientAuth } from '../oauth/tokens.ts';
+import { planSignIn, storeSignedInCredential } from './finish.ts';
 import { startCallbackServer } from './loopback.ts';
 import { describeAuthorizationError } from './pages.ts';
-import { openBrowser } from './browser.ts';
+import { canOpenBrowser, openBrowser } from './browser.ts';
 import { readRedirectFromStdin } from './paste.ts';
 import type { Clock, Credential, CredentialStore, FetchLike, Logger, ServerConfig } from '../types.ts';
 import { silentLogger } from '../types.ts';
@@ -45,7 +42,18 @@ export interface SignInOptions {
 
 /** How the user reaches the authorize URL. 'custom' is for embedders and the demo. */
 export type BrowserMode =
-  | { mode: 'open' }
+  | {
+      mode: 'open';
+      /**
+       * When no browser can be opened ($BROWSER or the system opener fails, or there is no display):
+       * 'wait' (default) keeps waiting for the loopback callback (the user opens the URL, which
+       * `onBrowserFailed` shows, by hand); `paste` also accepts the redirected URL on a terminal;
+       * 'fail' gives up at once with signin_required (a script with no terminal must not hang).
+       */
+      whenNoBrowser?: 'wait' | 'fail' | { paste: { input: Readable; output: Writable } };
+      /** Told why the browser did not open, with the URL to open by hand. */
+      onBrowserFailed?: (reason: string, url: string) => void;
+    }
   | { mode: 'print'; input: Readable; output: Writable }
   | { mode: 'custom'; open: (url: string) => Promise<void> };
 
@@ -72,16 +80,14 @@ export async function signIn(opts: SignInOptions): Promise<Credential> {
   const { server, store, fetch, env } = opts;
   const logger = opts.logger ?? silentLogger;
   const clock = opts.clock ?? Date.now;
-  const resource = canonicalResourceUri(server.oauthResource ?? server.url);
-
-  // MCP auth spec §"Authorization Server Discovery": start from the server's own 401 challenge.
-  const challenge = opts.challenge ?? (await probeChallenge({ serverUrl: server.url, fetch }));
-  const found = await discoverAll({ serverUrl: server.url, challenge, expectedResource: server.oauthResource, fetch });
-  const { issuer, authorizationServer: metadata } = found;
-  logger.debug('discovered authorization server', { server: server.name, issuer });
-
-  const quirks = providerFor(issuer, server.oauth.provider);
-  const authorizeParams = authorizeParamsFor(quirks, server.oauth.authorizeParams);
+  const mode = opts.browser ?? { mode: 'open' as const };
+  // A script without a terminal and without any way to open a browser fails before any request
+  // (no registration, no callback server): nothing could complete the sign-in.
+  if (mode.mode === 'open' && mode.whenNoBrowser === 'fail' && !canOpenBrowser(env)) {
+    throw noWayToSignIn(server.name, 'no browser can be opened here (no $BROWSER, no display)');
+  }
+  const plan = await planSignIn({ server, store, fetch, challenge: opts.challenge, scopes: opts.scopes, logger });
+  const { issuer, metadata, scopes, sentResource, authorizeParams } = plan;
 
   const callback = await startCallbackServer({ port: server.oauth.callbackPort, timeoutMs: opts.timeoutMs ?? DEFAULT_SIGNIN_TIMEOUT_MS, logger });
   try {
@@ -102,12 +108,6 @@ export async function signIn(opts: SignInOptions): Promise<Credential> {
     // Registrations are kept per issuer and reused (MCP auth spec §"Dynamic Client Registration").
     if (registration.source === 'dynamic_registration' && registration !== existing) await store.putRegistration(registration);
 
-    const scopes = opts.scopes ?? selectScopes({
-      configScopes: server.scopes,
-      challengeScope: challenge?.scope,
-      scopesSupported: found.resourceMetadata.scopes_supported,
-      asScopesSupported: metadata.scopes_supported,
-    });
     const pkce = createPkce();
     const state = createState();
     const authorizeUrl = buildAuthorizationUrl({
@@ -115,7 +115,7 @@ export async function signIn(opts: SignInOptions): Promise<Credential> {
       clientId: registration.clientId,
       redirectUri: callback.redirectUri,
       scopes,
-      resource,
+      resource: sentResource,
       state,
       codeChallenge: pkce.challenge,
       extraParams: authorizeParams,
@@ -143,7 +143,7 @@ export async function signIn(opts: SignInOptions): Promise<Credential> {
         code,
         codeVerifier: pkce.verifier,
         redirectUri: callback.redirectUri,
-        resource,
+        resource: sentResource,
         fetch,
         now: clock(),
       });
@@ -157,25 +157,20 @@ export async function signIn(opts: SignInOptions): Promise<Credential> {
     }
     params.respond({ ok: true, serverName: server.name });
 
-    const credential = credentialFromTokenSet({
-      key: { serverName: server.name, resource, issuer },
+    return await storeSignedInCredential({
+      server,
+      store,
+      plan,
       tokens,
-      requestedScopes: scopes,
       client,
-      tokenEndpoint: metadata.token_endpoint,
-      revocationEndpoint: metadata.revocation_endpoint,
-      now: clock(),
-    });
-    if (!credential.refreshToken) {
-      credential.refreshTokenMissingReason =
-        explainMissingRefreshToken(issuer, authorizeParams, server.oauth.provider) ??
+      sentAuthorizeParams: authorizeParams,
+      missingRefreshTokenReason:
         `${issuer} issued no refresh token, so you will need to sign in again when the access token expires. ` +
-          `Some providers (Google among them) issue one only when the authorize request has access_type=offline and prompt=consent: ` +
-          `if this server uses such a provider, set provider = "google" or authorize_params in [mcp_servers.${server.name}.oauth].`;
-    }
-    await store.put(credential);
-    logger.info('signed in', { server: server.name, issuer, refreshToken: credential.refreshToken ? 'yes' : 'no' });
-    return credential;
+        `Some providers (Google among them) issue one only when the authorize request has access_type=offline and prompt=consent: ` +
+        `if this server uses such a provider, set provider = "google" or authorize_params in [mcp_servers.${server.name}.oauth].`,
+      clock,
+      logger,
+    });
   } finally {
     await callback.close();
   }
@@ -185,19 +180,39 @@ type Redirect = { params: URLSearchParams; respond(result: { ok: true; serverNam
 
 async function waitForRedirect(opts: SignInOptions, url: string, callback: Awaited<ReturnType<typeof startCallbackServer>>): Promise<Redirect> {
   const mode = opts.browser ?? { mode: 'open' as const };
-  if (mode.mode === 'open' || mode.mode === 'custom') {
+  if (mode.mode === 'custom') {
     const waiting = callback.waitForCallback();
     waiting.catch(() => {});
     // Do not wait for the opener first: an in-process "browser" finishes only once our callback
     // page is answered, which happens after this function returns. Its failure still ends the wait.
-    const opening = mode.mode === 'open' ? openBrowser(url, { env: opts.env, logger: opts.logger }) : mode.open(url);
-    return Promise.race([waiting, opening.then(() => waiting)]);
+    return Promise.race([waiting, mode.open(url).then(() => waiting)]);
+  }
+  if (mode.mode === 'open') {
+    const waiting = callback.waitForCallback();
+    waiting.catch(() => {});
+    const opening = openBrowser(url, { env: opts.env, logger: opts.logger }).then(
+      () => waiting,
+      (err: unknown) => {
+        // Say so and show the URL (the user can still open it; the callback keeps listening).
+        const reason = err instanceof Error ? err.message : String(err);
+        mode.onBrowserFailed?.(reason, url);
+        const fallback = mode.whenNoBrowser ?? 'wait';
+        if (fallback === 'fail') throw noWayToSignIn(opts.server.name, reason);
+        if (fallback === 'wait') return waiting;
+        return waitForCallbackOrPaste(callback, fallback.paste.input, fallback.paste.output);
+      },
+    );
+    return Promise.race([waiting, opening]);
   }
   // --no-browser: the user opens the URL wherever they have a browser. Either the callback
   // reaches us (same machine) or they paste the URL the browser was redirected to (SSH).
   mode.output.write(`Open this URL in a browser to sign in to ${opts.server.name}:\n\n  ${url}\n\n`);
+  return waitForCallbackOrPaste(callback, mode.input, mode.output);
+}
+
+async function waitForCallbackOrPaste(callback: Awaited<ReturnType<typeof startCallbackServer>>, input: Readable, output: Writable): Promise<Redirect> {
   const abort = new AbortController();
-  const pasted = readRedirectFromStdin({ input: mode.input, output: mode.output, redirectUri: callback.redirectUri, signal: abort.signal })
+  const pasted = readRedirectFromStdin({ input, output, redirectUri: callback.redirectUri, signal: abort.signal })
     .then((params): Redirect => ({ params, respond() {} }));
   const called = callback.waitForCallback(abort.signal);
   try {
@@ -207,4 +222,12 @@ async function waitForRedirect(opts: SignInOptions, url: string, callback: Await
     called.catch(() => {});
     pasted.catch(() => {});
   }
+}
+
+/** A sign-in that nothing can complete: no browser, and no terminal to paste a redirect into. */
+function noWayToSignIn(serverName: string, reason: string): McpOAuthError {
+  return new McpOAuthError('signin_required', `Sign-in required for ${serverName}, but ${reason.replace(/\.$/, '')} and there is no terminal to finish it in.`, {
+    hint: `${loginCommand(serverName)} in a terminal (with --no-browser to open the URL on another machine, or --device)`,
+    details: { server: serverName },
+  });
 }

@@ -29,7 +29,7 @@ export async function run(ctx: CliContext, argv: string[]): Promise<number> {
   const { server, fetch } = await mcpFetchFor(ctx, target, { interactive: true, noBrowser: Boolean(args.values['no-browser']) });
   const conn = await connectMcp({ url: server.url, fetch });
   try {
-    const result = await conn.client.callTool({ name: tool, arguments: toolArgs });
+    const result = await conn.client.callTool({ name: tool, arguments: toolArgs }, conn.requestOptions);
     if (ctx.json) {
       printJson(ctx, result);
     } else {

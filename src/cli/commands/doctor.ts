@@ -5,12 +5,14 @@
 import { parse, requirePositional, type CliContext } from '../context.ts';
 import { printJson, relativeTime, stepLine } from '../output.ts';
 import { openCommandSession } from '../server-session.ts';
-import { credentialsFor } from '../credentials-for.ts';
+import { credentialsInUse } from '../credentials-for.ts';
 import { McpOAuthError, loginCommand } from '../../errors.ts';
 import { fingerprint } from '../../secrets.ts';
-import { probeChallenge, discoverProtectedResource, discoverAuthorizationServer } from '../../oauth/discovery.ts';
+import { probeChallenge, findProtectedResource, findAuthorizationServer, discoverAuthorizationServer, defaultEndpointsMetadata, sameIssuer } from '../../oauth/discovery.ts';
 import { canonicalResourceUri } from '../../oauth/canonical.ts';
 import { connectMcp } from '../../client/mcp.ts';
+import { acceptsMissingPkceMetadata, providerFor, recogniseIssuer } from '../../oauth/quirks.ts';
+import { refreshTokenExpiryWarning } from '../describe.ts';
 
 const USAGE = 'mcp-oauth doctor NAME|URL [--json]';
 
@@ -53,7 +55,7 @@ export async function run(ctx: CliContext, argv: string[]): Promise<number> {
   await record('configuration', async () => ({ value: true, detail: `from ${server.source}${server.configFile ? ` (${server.configFile})` : ''}` }));
 
   const challenge = await record('server challenge', async () => {
-    const c = await probeChallenge({ serverUrl: server.url, fetch: ctx.fetch });
+    const c = await probeChallenge({ serverUrl: server.url, fetch: ctx.oauthFetch });
     return {
       value: c ?? null,
       detail: c ? `401 with resource_metadata=${c.resourceMetadata ?? '(none)'}${c.scope ? `, scope="${c.scope.join(' ')}"` : ''}` : 'the server did not ask for a token',
@@ -61,24 +63,58 @@ export async function run(ctx: CliContext, argv: string[]): Promise<number> {
     };
   });
 
+  // `null`: no document anywhere (the 2025-03-26 fallback, or no OAuth at all); undefined: failed.
   const prm = challenge === undefined ? undefined : await record('protected resource metadata (RFC 9728)', async () => {
-    const m = await discoverProtectedResource({ serverUrl: server.url, resourceMetadataUrl: challenge?.resourceMetadata, fetch: ctx.fetch });
-    return { value: m, detail: `resource ${m.resource}, authorization server ${m.authorization_servers?.[0] ?? '(none)'}`, data: { resource: m.resource, authorization_servers: m.authorization_servers } };
+    const found = await findProtectedResource({ serverUrl: server.url, resourceMetadataUrl: challenge?.resourceMetadata, expectedResource: server.oauthResource, fetch: ctx.oauthFetch });
+    if (!found) {
+      return {
+        value: null,
+        detail: challenge
+          ? 'none published: the 2025-03-26 fallback applies (the authorization server is the server\'s own origin)'
+          : 'none published, and the server did not ask for a token: it needs no sign-in',
+        data: { found: false },
+      };
+    }
+    const m = found.metadata;
+    const prefix = found.resource !== canonicalResourceUri(server.oauthResource ?? server.url) ? ` (covers the server URL; sent as the resource parameter)` : '';
+    return { value: m, detail: `at ${found.url}: resource ${m.resource}${prefix}, authorization server ${m.authorization_servers[0]}`, data: { url: found.url, resource: m.resource, resource_parameter: found.resource, authorization_servers: m.authorization_servers } };
   });
   if (challenge === undefined) skip('protected resource metadata (RFC 9728)', 'the server could not be reached');
 
-  const issuer = prm?.authorization_servers?.[0];
+  const fallback = prm === null && challenge ? new URL(server.url).origin : undefined;
+  const issuer = prm?.authorization_servers?.[0] ?? fallback;
   const asMeta = issuer ? await record('authorization server metadata (RFC 8414)', async () => {
-    const m = await discoverAuthorizationServer({ issuer, fetch: ctx.fetch });
+    // A recognised provider known to do S256 without saying so (Entra), or assume_pkce = true.
+    const published = await findAuthorizationServer({ issuer, fetch: ctx.oauthFetch, acceptMissingPkceMetadata: acceptsMissingPkceMetadata(issuer, server.oauth) });
+    if (!published && !fallback) return { value: await discoverAuthorizationServer({ issuer, fetch: ctx.oauthFetch }), detail: '' };
+    const m = published ?? defaultEndpointsMetadata(issuer);
+    const pkce = published && !published.code_challenge_methods_supported ? 'PKCE S256 assumed (not advertised)' : 'PKCE S256';
+    const where = published ? '' : 'no metadata: the 2025-03-26 default endpoints /authorize, /token, /register; ';
     return {
       value: m,
-      detail: `issuer ${m.issuer}, token endpoint ${m.token_endpoint}, PKCE S256, ${m.registration_endpoint ? 'dynamic registration' : 'no dynamic registration'}`,
-      data: { issuer: m.issuer, token_endpoint: m.token_endpoint, registration_endpoint: m.registration_endpoint, revocation_endpoint: m.revocation_endpoint, iss_parameter: m.authorization_response_iss_parameter_supported ?? false },
+      detail: `${where}issuer ${m.issuer}, token endpoint ${m.token_endpoint}, ${pkce}, ${m.registration_endpoint ? 'dynamic registration' : 'no dynamic registration'}`,
+      data: { issuer: m.issuer, token_endpoint: m.token_endpoint, registration_endpoint: m.registration_endpoint, revocation_endpoint: m.revocation_endpoint, iss_parameter: m.authorization_response_iss_parameter_supported ?? false, default_endpoints: !published },
     };
   }) : undefined;
-  if (!issuer) skip('authorization server metadata (RFC 8414)', 'no authorization server found');
+  if (!issuer) skip('authorization server metadata (RFC 8414)', prm === null ? 'the server needs no sign-in' : 'no authorization server found');
 
-  const [credential] = await credentialsFor(store, server);
+  // The identity provider and every quirk mcp-oauth applies for it (src/oauth/quirks.ts); a step
+  // only when there is one (or the config names one).
+  const providerIssuer = asMeta?.issuer ?? issuer;
+  if (providerIssuer && (server.oauth.provider || recogniseIssuer(providerIssuer) !== 'generic')) {
+    const profile = await record('identity provider', async () => {
+      const p = providerFor(providerIssuer, server.oauth.provider);
+      const how = p.recognisedFrom === 'config' ? `provider = "${p.name}" in the config` : 'recognised from the issuer';
+      const detail = p.name === 'generic'
+        ? (server.oauth.provider ? 'quirks turned off (provider = "none")' : 'none recognised: standard OAuth, no quirks')
+        : `${p.label} (${how}), ${p.quirks.length} quirks applied`;
+      const quirks = p.quirks.map(({ id, summary, doc, confirmed }) => ({ id, summary, doc, confirmed }));
+      return { value: p, detail, data: { provider: p.name, recognised_from: p.recognisedFrom ?? null, quirks } };
+    });
+    if (profile && !ctx.json) for (const q of profile.quirks) ctx.out(`    · ${q.id}: ${q.summary}`);
+  }
+
+  const [credential] = await credentialsInUse(store, server);
   const now = Date.now();
   if (!credential) {
     steps.push({ step: 'stored credential', ok: false, detail: 'not signed in', hint: loginCommand(server.name) });
@@ -86,13 +122,18 @@ export async function run(ctx: CliContext, argv: string[]): Promise<number> {
     if (!ctx.json) ctx.out(stepLine(false, 'stored credential', 'not signed in') + `\n    → ${loginCommand(server.name)}`);
   } else {
     const resourceOk = credential.key.resource === canonicalResourceUri(server.oauthResource ?? server.url);
-    const issuerOk = !asMeta || credential.key.issuer === asMeta.issuer;
+    const issuerOk = !asMeta || sameIssuer(credential.key.issuer, asMeta.issuer);
+    const moved = credential.migratedFrom ? `; moved from the authorization server ${credential.migratedFrom.issuer} ${relativeTime(credential.migratedFrom.at, now)}` : '';
     await record('stored credential', async () => ({
       value: true,
       ok: !credential.needsSignIn && issuerOk && resourceOk,
-      detail: `${store.kind} store, access token ${fingerprint(credential.accessToken)} expires ${relativeTime(credential.expiresAt, now)}, refresh token ${credential.refreshToken ? fingerprint(credential.refreshToken) : 'none'}${credential.needsSignIn ? `; sign-in required: ${credential.needsSignIn.reason}` : ''}${issuerOk ? '' : `; issued by ${credential.key.issuer}, but the server now uses ${asMeta?.issuer}`}`,
-      hint: credential.needsSignIn || !issuerOk ? loginCommand(server.name) : credential.refreshToken ? undefined : credential.refreshTokenMissingReason,
-      data: { issuer: credential.key.issuer, expires_at: credential.expiresAt ?? null, has_refresh_token: Boolean(credential.refreshToken), refresh_token_missing_reason: credential.refreshTokenMissingReason },
+      detail: `${store.kind} store, access token ${fingerprint(credential.accessToken)} expires ${relativeTime(credential.expiresAt, now)}, refresh token ${credential.refreshToken ? fingerprint(credential.refreshToken) : 'none'}${credential.refreshToken && credential.refreshTokenExpiresAt !== undefined ? ` (expires ${relativeTime(credential.refreshTokenExpiresAt, now)})` : ''}${credential.provider ? `, signed in with the ${credential.provider} quirks: ${(credential.quirksApplied ?? []).join(', ') || 'none'}` : ''}${moved}${credential.needsSignIn ? `; sign-in required: ${credential.needsSignIn.reason}` : ''}${issuerOk ? '' : `; issued by ${credential.key.issuer}, but the server now uses ${asMeta?.issuer}`}`,
+      hint: credential.needsSignIn || !issuerOk ? loginCommand(server.name) : credential.refreshToken ? refreshTokenExpiryWarning(credential, server.name, now) : credential.refreshTokenMissingReason,
+      data: {
+        issuer: credential.key.issuer, expires_at: credential.expiresAt ?? null, has_refresh_token: Boolean(credential.refreshToken), refresh_token_missing_reason: credential.refreshTokenMissingReason,
+        refresh_token_expires_at: credential.refreshTokenExpiresAt ?? null, provider: credential.provider ?? null, quirks_applied: credential.quirksApplied ?? [],
+        migrated_from: credential.migratedFrom ? { issuer: credential.migratedFrom.issuer, at: new Date(credential.migratedFrom.at).toISOString() } : null,
+      },
     }));
   }
 

@@ -5,7 +5,7 @@ import { loginCommand } from '../../errors.ts';
 import { installForCommand, type InstallResult } from '../../install/install.ts';
 
 const USAGE =
-  'mcp-oauth install codex|claude-desktop|cursor|vscode NAME|URL [--as ENTRY] [--config-file PATH] [--print] [--force] [--json]';
+  'mcp-oauth install codex|claude-code|claude-desktop|cursor|vscode NAME|URL [--as ENTRY] [--config-file PATH] [--print] [--force] [--json]';
 
 export async function run(ctx: CliContext, argv: string[]): Promise<number> {
   const args = parse(
@@ -33,6 +33,7 @@ export async function run(ctx: CliContext, argv: string[]): Promise<number> {
     platform: process.platform,
     homedir: homedir(),
     resolveServer: (nameOrUrl) => ctx.server(nameOrUrl),
+    storeSetting: (await ctx.settings()).store,
   });
   const server = result.server;
   for (const w of result.warnings) ctx.note(`! ${w}`);
@@ -48,6 +49,8 @@ export async function run(ctx: CliContext, argv: string[]): Promise<number> {
       command: result.launch.command,
       args: result.launch.args,
       ...(result.launch.env ? { env: result.launch.env } : {}),
+      ...(result.launch.forwardEnv ? { forward_env: result.launch.forwardEnv } : {}),
+      ...(result.wouldBe ? { would_be: result.wouldBe } : {}),
       text: result.entryText,
       backup: result.backup ?? null,
       comments_dropped: result.commentsDropped,
@@ -57,13 +60,19 @@ export async function run(ctx: CliContext, argv: string[]): Promise<number> {
   }
   if (result.status === 'printed') {
     // stdout carries exactly the entry text, so it can be piped or pasted; the rest goes to stderr.
-    ctx.note(`# ${result.title} entry for ${result.file} (nothing written):`);
+    ctx.note(`# ${result.title} entry for ${result.file} (nothing written; install would ${WOULD[result.wouldBe ?? 'created']}):`);
     process.stdout.write(result.entryText);
     return 0;
   }
   printHuman(ctx, result, server.name);
   return 0;
 }
+
+const WOULD = {
+  created: 'add it',
+  replaced: 'replace the existing entry of that name (--force)',
+  unchanged: 'change nothing: the entry is already there',
+} as const;
 
 function printHuman(ctx: CliContext, r: InstallResult, serverName: string): void {
   if (r.status === 'unchanged') {
@@ -72,6 +81,7 @@ function printHuman(ctx: CliContext, r: InstallResult, serverName: string): void
     ctx.out(`✓ ${r.status === 'created' ? 'Added' : 'Replaced'} "${r.entryName}" in ${r.file} (${r.title}): it starts the proxy:`);
     ctx.out(`  ${[r.launch.command, ...r.launch.args].map(shellWord).join(' ')}`);
     if (r.launch.env) ctx.out(`  with ${Object.entries(r.launch.env).map(([k, val]) => `${k}=${shellWord(val)}`).join(' ')}`);
+    if (r.launch.forwardEnv) ctx.out(`  passing on ${r.launch.forwardEnv.join(', ')} from ${r.title}'s own environment`);
     if (r.backup) ctx.out(`  Backup of the previous file: ${r.backup}`);
     if (r.commentsDropped) ctx.out(`  ! Comments/formatting of the old file were not kept; they are in the backup.`);
   }

@@ -32,7 +32,7 @@ export async function signOut(ctx: CliContext, server: ServerConfig): Promise<Si
         for (const [token, hint] of [[credential.refreshToken, 'refresh_token'], [credential.accessToken, 'access_token']] as const) {
           if (!token) continue;
           try {
-            await revokeToken({ revocationEndpoint: credential.revocationEndpoint, client, token, tokenTypeHint: hint, fetch: ctx.fetch });
+            await revokeToken({ revocationEndpoint: credential.revocationEndpoint, client, token, tokenTypeHint: hint, fetch: ctx.oauthFetch });
           } catch (e) {
             // RFC 7009 §2.2.1 unsupported_token_type: many servers cannot revoke self-contained
             // (JWT) access tokens. Once the refresh token (the grant) is revoked that is fine.

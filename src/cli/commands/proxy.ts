@@ -7,7 +7,8 @@
 import { join } from 'node:path';
 import { McpOAuthError } from '../../errors.ts';
 import { createLogger } from '../../log.ts';
-import type { LogLevel, ServerConfig } from '../../types.ts';
+import type { LifecycleEvent } from '../../lifecycle/token-manager.ts';
+import type { Logger, LogLevel, ServerConfig } from '../../types.ts';
 import { parse, requirePositional, type CliContext } from '../context.ts';
 
 const USAGE = 'mcp-oauth proxy NAME|URL [--signin-timeout SECONDS] [--debug]';
@@ -78,10 +79,7 @@ async function connect(ctx: CliContext, server: ServerConfig, target: string, lo
     logger,
     refreshMarginMs: settings.refreshMarginSeconds * 1000,
     interactive: false,
-    onEvent: (e) => {
-      if (e.type === 'refresh_failed') logger.warn('token refresh failed', { server: e.server, code: e.error.code, willRetry: e.willRetry });
-      else logger.debug(`token lifecycle: ${e.type}`, { server: e.server });
-    },
+    onEvent: lifecycleLogger(logger),
   });
   const coordinator = new SignInCoordinator({
     server,
@@ -95,4 +93,39 @@ async function connect(ctx: CliContext, server: ServerConfig, target: string, lo
     onAuthorizeUrl: (url) => process.stderr.write(`mcp-oauth: sign in to ${server.name} in your browser; if it did not open, visit:\n${url}\n`),
   });
   return { fetch: session.fetch, coordinator };
+}
+
+/**
+ * The token lifecycle in the proxy's log at the default level: the log is what a user reads when
+ * a client misbehaves, so refreshes, sign-ins and failures are there, not only start and stop.
+ * Never a token: the events carry none (the TokenManager logs fingerprints at debug level).
+ */
+export function lifecycleLogger(logger: Logger): (e: LifecycleEvent) => void {
+  return (e) => {
+    switch (e.type) {
+      case 'refresh_started':
+        logger.debug('refreshing the access token', { server: e.server });
+        return;
+      case 'refreshed': {
+        const expires = e.expiresAt === undefined ? {} : { expiresAt: new Date(e.expiresAt).toISOString() };
+        if (e.byOtherProcess) logger.info('another process had refreshed the access token; using its token', { server: e.server, ...expires });
+        else logger.info('refreshed the access token', { server: e.server, rotated: e.rotated, ...expires });
+        return;
+      }
+      case 'refresh_failed':
+        logger.warn('token refresh failed', { server: e.server, code: e.error.code, error: e.error.message, willRetry: e.willRetry });
+        return;
+      case 'signin_required':
+        // The first use of a server is no warning; a grant that is gone is.
+        if (e.reason === 'no_credential') logger.info('sign-in required', { server: e.server, reason: e.reason });
+        else logger.warn('sign-in required', { server: e.server, reason: e.reason });
+        return;
+      case 'signed_in':
+        logger.info('signed in', { server: e.server });
+        return;
+      case 'reloaded':
+        logger.info('picked up a credential written by another process (a login or another proxy\'s refresh)', { server: e.server });
+        return;
+    }
+  };
 }

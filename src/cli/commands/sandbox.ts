@@ -4,7 +4,7 @@ import { McpOAuthError } from '../../errors.ts';
 import { printJson } from '../output.ts';
 
 const USAGE =
-  'mcp-oauth sandbox [--access-ttl SECONDS] [--refresh-ttl SECONDS] [--no-rotate] [--google [--google-client-secret-env VAR]] [--login-pages] [--port N] [--mcp-port N] [--json]';
+  'mcp-oauth sandbox [--access-ttl SECONDS] [--refresh-ttl SECONDS] [--no-rotate] [--provider NAME [--client-secret-env VAR]] [--google (= --provider google)] [--login-pages] [--port N] [--mcp-port N] [--discovery MODE] [--second-issuer] [--json]';
 
 function seconds(value: unknown, flag: string): number | undefined {
   if (value === undefined) return undefined;
@@ -25,35 +25,56 @@ export async function run(ctx: CliContext, argv: string[]): Promise<number> {
       'no-rotate': { type: 'boolean' },
       google: { type: 'boolean' },
       'google-client-secret-env': { type: 'string' },
+      provider: { type: 'string' },
+      'client-secret-env': { type: 'string' },
       'login-pages': { type: 'boolean' },
       port: { type: 'string' },
       'mcp-port': { type: 'string' },
+      discovery: { type: 'string' },
+      'second-issuer': { type: 'boolean' },
     },
     USAGE,
   );
   if (!args) return 0;
   const v = args.values as Record<string, string | boolean | undefined>;
-  const secretEnv = v['google-client-secret-env'] as string | undefined;
+  const secretFlag = v['client-secret-env'] !== undefined ? '--client-secret-env' : '--google-client-secret-env';
+  const secretEnv = (v['client-secret-env'] ?? v['google-client-secret-env']) as string | undefined;
   if (secretEnv && !ctx.env[secretEnv]) {
-    throw new McpOAuthError('usage', `--google-client-secret-env names $${secretEnv}, which is not set`, { hint: `export ${secretEnv}=some-secret` });
+    throw new McpOAuthError('usage', `${secretFlag} names $${secretEnv}, which is not set`, { hint: `export ${secretEnv}=some-secret` });
   }
-  const { startSandbox } = await import('../../sandbox/index.ts');
+  const { startSandbox, isDiscoveryMode, DISCOVERY_MODES, isSandboxProvider, SANDBOX_PROVIDERS } = await import('../../sandbox/index.ts');
+  // --google is kept as an alias of --provider google.
+  const provider = (v.provider as string | undefined) ?? (v.google ? 'google' : undefined);
+  if (provider !== undefined && !isSandboxProvider(provider)) {
+    throw new McpOAuthError('usage', `--provider takes one of ${SANDBOX_PROVIDERS.join(', ')}; got "${provider}"`, { hint: `usage: ${USAGE}` });
+  }
+  const discovery = v.discovery as string | undefined;
+  if (discovery !== undefined && !isDiscoveryMode(discovery)) {
+    throw new McpOAuthError('usage', `--discovery takes one of ${DISCOVERY_MODES.join(', ')}; got "${discovery}"`, { hint: `usage: ${USAGE}` });
+  }
   const sandbox = await startSandbox({
     accessTokenTtlSeconds: seconds(v['access-ttl'], '--access-ttl'),
     refreshTokenTtlSeconds: seconds(v['refresh-ttl'], '--refresh-ttl'),
     rotateRefreshTokens: !v['no-rotate'],
-    googleMode: Boolean(v.google),
-    googleClientSecret: secretEnv ? ctx.env[secretEnv] : undefined,
+    provider,
+    clientSecret: secretEnv ? ctx.env[secretEnv] : undefined,
     autoApprove: !v['login-pages'],
     port: v.port === undefined ? undefined : Number(v.port),
     mcpPort: v['mcp-port'] === undefined ? undefined : Number(v['mcp-port']),
+    discovery,
+    secondIssuer: Boolean(v['second-issuer']),
   });
   if (ctx.json) {
-    printJson(ctx, { issuer: sandbox.issuer, mcp_url: sandbox.mcpUrl, google_client_id: sandbox.googleClient?.clientId });
+    printJson(ctx, {
+      issuer: sandbox.issuer, mcp_url: sandbox.mcpUrl, google_client_id: sandbox.googleClient?.clientId, discovery: sandbox.discovery, second_issuer: sandbox.secondIssuer,
+      provider: sandbox.provider, client_id: sandbox.preregisteredClient?.clientId,
+    });
   } else {
     ctx.out(`Sandbox running on 127.0.0.1:`);
     ctx.out(`  authorization server  ${sandbox.issuer}`);
     ctx.out(`  MCP server            ${sandbox.mcpUrl}`);
+    if (sandbox.discovery !== 'standard') ctx.out(`  discovery mode        ${sandbox.discovery}`);
+    if (sandbox.secondIssuer) ctx.out(`  second authorization server ${sandbox.secondIssuer} ("switch-as" moves the MCP server to it)`);
     if (sandbox.googleClient) {
       ctx.out(`  Google mode: pre-registered client_id ${sandbox.googleClient.clientId}`);
       ctx.out(
@@ -61,6 +82,16 @@ export async function run(ctx: CliContext, argv: string[]): Promise<number> {
           ? `  Its secret is $${secretEnv}: mcp-oauth add gsandbox ${sandbox.mcpUrl} --client-id ${sandbox.googleClient.clientId} --client-secret-env ${secretEnv} --provider google`
           : '  Its secret is random and printed nowhere; pass --google-client-secret-env VAR to choose it.',
       );
+    } else if (sandbox.provider) {
+      ctx.out(`  Behaves like ${sandbox.provider} (src/sandbox/provider-modes.ts)`);
+      const client = sandbox.preregisteredClient;
+      if (client) {
+        const secret = client.clientSecret ? (secretEnv ? ` --client-secret-env ${secretEnv}` : ' --client-secret-env VAR') : '';
+        ctx.out(`  No dynamic registration: pre-registered client_id ${client.clientId}${client.clientSecret && !secretEnv ? ' (its secret is random and printed nowhere; pass --client-secret-env VAR to choose it)' : ''}`);
+        ctx.out(`  mcp-oauth add ${sandbox.provider}-sandbox ${sandbox.mcpUrl} --client-id ${client.clientId}${secret} --provider ${sandbox.provider}`);
+      } else {
+        ctx.out(`  mcp-oauth add ${sandbox.provider}-sandbox ${sandbox.mcpUrl} --provider ${sandbox.provider}`);
+      }
     }
     ctx.out(`Type "revoke", "counters" or "drop-sessions" here; Ctrl-C to stop.`);
     ctx.out(`Next, in another terminal: mcp-oauth login ${sandbox.mcpUrl}`);
@@ -72,6 +103,7 @@ export async function run(ctx: CliContext, argv: string[]): Promise<number> {
       await sandbox.revokeAllGrants();
       ctx.note('every grant revoked');
     } else if (cmd === 'counters') ctx.out(JSON.stringify(sandbox.counters));
+    else if (cmd === 'switch-as' && sandbox.secondIssuer) ctx.note(`the MCP server now uses ${sandbox.switchAuthorizationServer()}`);
     else if (cmd === 'drop-sessions') {
       (sandbox as { dropSessions?: () => void }).dropSessions?.();
       ctx.note('sessions dropped');

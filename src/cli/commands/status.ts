@@ -1,6 +1,6 @@
 import { parse, requirePositional, type CliContext } from '../context.ts';
 import { printJson, relativeTime } from '../output.ts';
-import { credentialsFor } from '../credentials-for.ts';
+import { credentialsInUse } from '../credentials-for.ts';
 import { describeServer } from '../describe.ts';
 import { loginCommand } from '../../errors.ts';
 
@@ -11,7 +11,7 @@ export async function run(ctx: CliContext, argv: string[]): Promise<number> {
   if (!args) return 0;
   const server = await ctx.server(requirePositional(args.positionals, 0, 'server NAME or URL', USAGE));
   const store = await ctx.store();
-  const [credential] = await credentialsFor(store, server);
+  const [credential] = await credentialsInUse(store, server);
   const now = Date.now();
   const state = describeServer(server, credential, now);
   if (ctx.json) {
@@ -29,17 +29,27 @@ export async function run(ctx: CliContext, argv: string[]): Promise<number> {
     return 0;
   }
   ctx.out(`  Issuer:         ${credential.key.issuer}`);
+  if (credential.migratedFrom) {
+    ctx.out(`  Moved:          from the authorization server ${credential.migratedFrom.issuer} ${relativeTime(credential.migratedFrom.at, now)}; signed in again at the new one`);
+  }
+  if (credential.resourceIndicator) ctx.out(`  Resource:       ${credential.resourceIndicator} (the server's metadata covers its URL with this prefix)`);
   ctx.out(`  Client id:      ${credential.clientId}`);
   ctx.out(`  Scopes:         ${credential.scopes.join(' ') || '(none)'}`);
   ctx.out(`  Access token:   ${state.access_token_fingerprint}, expires ${relativeTime(credential.expiresAt, now)}`);
-  ctx.out(`  Refresh token:  ${credential.refreshToken ? `${state.refresh_token_fingerprint} (refreshed automatically)` : 'none'}`);
+  const refreshExpiry = credential.refreshToken && credential.refreshTokenExpiresAt !== undefined ? `, itself expires ${relativeTime(credential.refreshTokenExpiresAt, now)}` : '';
+  ctx.out(`  Refresh token:  ${credential.refreshToken ? `${state.refresh_token_fingerprint} (refreshed automatically${refreshExpiry})` : 'none'}`);
+  if (state.refresh_token_expiry_warning) ctx.out(`  ⚠ ${state.refresh_token_expiry_warning}`);
+  if (credential.provider) {
+    // The identity provider's differences applied at sign-in (src/oauth/quirks.ts).
+    ctx.out(`  Provider:       ${credential.provider}; quirks applied: ${(credential.quirksApplied ?? []).join(', ') || 'none'}`);
+  }
   if (credential.refreshTokenMissingReason) ctx.out(`  Why no refresh token: ${credential.refreshTokenMissingReason}`);
   ctx.out(`  Stored in:      ${store.kind === 'keychain' ? 'the OS keychain' : store.kind === 'file' ? 'a 0600 file under ' + ctx.home : 'memory'}`);
   if (credential.needsSignIn) {
     ctx.out(`  ✗ Sign-in required: ${credential.needsSignIn.reason}`);
     ctx.out(`Next: ${loginCommand(server.name)}`);
   } else if (state.needs_sign_in) {
-    ctx.out('  ✗ The access token has expired and there is no refresh token.');
+    ctx.out(credential.refreshToken ? '  ✗ The access token and the refresh token have expired.' : '  ✗ The access token has expired and there is no refresh token.');
     ctx.out(`Next: ${loginCommand(server.name)}`);
   } else {
     ctx.out(`Next: mcp-oauth tools ${server.name}`);

@@ -12,7 +12,7 @@ export async function run(ctx: CliContext, argv: string[]): Promise<number> {
   const { server, fetch } = await mcpFetchFor(ctx, target, { interactive: true, noBrowser: Boolean(args.values['no-browser']) });
   const conn = await connectMcp({ url: server.url, fetch });
   try {
-    const { tools } = await conn.client.listTools();
+    const { tools } = await conn.client.listTools(undefined, conn.requestOptions);
     if (ctx.json) {
       printJson(ctx, { server: server.name, tools });
       return 0;
