@@ -1,24 +1,23 @@
 /**
  * The calls every figure is made of, checked so a proxy that answered wrongly cannot look fast.
  */
-import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import type { Connection, TargetId } from './targets.ts';
+import type { BenchClient, Connection, TargetId } from './targets.ts';
 
 const ECHO_TEXT = 'ping';
 
-function firstText(result: Awaited<ReturnType<Client['callTool']>>): string {
+function firstText(result: unknown): string {
   const content = (result as { content?: Array<{ type: string; text?: string }> }).content;
   const first = content?.[0];
   if (!first || first.type !== 'text' || typeof first.text !== 'string') throw new Error(`unexpected tool result: ${JSON.stringify(result).slice(0, 200)}`);
   return first.text;
 }
 
-export async function callEcho(client: Client): Promise<void> {
+export async function callEcho(client: BenchClient): Promise<void> {
   const text = firstText(await client.callTool({ name: 'echo', arguments: { text: ECHO_TEXT } }));
   if (text !== ECHO_TEXT) throw new Error(`echo answered ${JSON.stringify(text.slice(0, 50))}`);
 }
 
-export async function callBig(client: Client, kb: number): Promise<void> {
+export async function callBig(client: BenchClient, kb: number): Promise<void> {
   const text = firstText(await client.callTool({ name: 'big', arguments: { kb } }));
   if (text.length !== kb * 1024) throw new Error(`big answered ${text.length} characters, not ${kb * 1024}`);
 }

@@ -3,7 +3,10 @@
  * three targets alternating run by run (no target gets a warmer disk cache or a quieter machine).
  * Each run also counts, at the server, the sessions the start opened and the DELETEs its exit sent:
  * a proxy should open one session per start (no throwaway probe session) and end it on exit
- * (MCP spec "Session Management": clients that no longer need a session SHOULD send DELETE).
+ * (MCP spec "Session Management": clients that no longer need a session SHOULD send DELETE). In the
+ * 2026-07-28 era there are no sessions: both counts are 0, and "initialize" is the `server/discover`
+ * that a pinned client sends at connect. A target that cannot connect in an era is reported
+ * (`unavailable`) after its first failed start, not retried.
  */
 import type { BenchServer, BenchServerStats } from './server.ts';
 import { connect, spawnFloorChild, TARGETS, type BenchSetup, type CloseOutcome, type TargetId } from './targets.ts';
@@ -18,6 +21,8 @@ export interface ColdStartRun {
   otherRequests: number;
   otherPathsSeen: string[];
   unauthorized: number;
+  /** Answers 400–499 other than 401 (refused eras, header mismatches, 405 for a GET stream…). */
+  rejected: number;
   /** TCP connections the start opened (the stats requests' own are not counted). */
   connections: number;
   exitMs: number;
@@ -31,6 +36,7 @@ export interface ColdStartSummary {
   sessionsPerStart: number;
   deletesPerExit: number;
   otherRequestsPerStart: number;
+  rejectedPerStart: number;
   connectionsPerStart: number;
   exitMs: number;
   exitedOnStdinEnd: number;
@@ -65,18 +71,34 @@ async function once(target: TargetId, setup: BenchSetup, server: BenchServer): P
     otherRequests: delta('otherPaths'),
     otherPathsSeen: Object.keys(after.otherPathsSeen).filter((k) => after.otherPathsSeen[k] !== before.otherPathsSeen[k]),
     unauthorized: delta('unauthorized'),
+    rejected: delta('rejected'),
     connections: delta('connections') - 1,
     exitMs,
     exitedOnStdinEnd,
   };
 }
 
-export async function measureColdStart(setup: BenchSetup, server: BenchServer, runs: number, log: (line: string) => void): Promise<Record<TargetId, ColdStartSummary>> {
+export interface ColdStartResult {
+  summaries: Partial<Record<TargetId, ColdStartSummary>>;
+  /** Targets that could not start in this era, with why. */
+  unavailable: Partial<Record<TargetId, string>>;
+}
+
+export async function measureColdStart(setup: BenchSetup, server: BenchServer, runs: number, log: (line: string) => void): Promise<ColdStartResult> {
   const all: Record<TargetId, ColdStartRun[]> = { floor: [], 'mcp-oauth': [], 'mcp-remote': [] };
+  const unavailable: Partial<Record<TargetId, string>> = {};
   for (let i = 0; i < runs; i++) {
     // Rotate which target goes first as well as alternating them.
     const order = [...TARGETS.slice(i % TARGETS.length), ...TARGETS.slice(0, i % TARGETS.length)];
-    for (const target of order) all[target].push(await once(target, setup, server));
+    for (const target of order) {
+      if (unavailable[target]) continue;
+      try {
+        all[target].push(await once(target, setup, server));
+      } catch (err) {
+        unavailable[target] = (err as Error).message.split('\n')[0];
+        log(`cold start: ${target} unavailable in ${setup.era}: ${unavailable[target]}`);
+      }
+    }
     log(`cold start: run ${i + 1}/${runs} done`);
   }
   const summarize = (rs: ColdStartRun[]): ColdStartSummary => ({
@@ -86,11 +108,14 @@ export async function measureColdStart(setup: BenchSetup, server: BenchServer, r
     sessionsPerStart: mean(rs.map((r) => r.sessionsOpened)),
     deletesPerExit: mean(rs.map((r) => r.deletes)),
     otherRequestsPerStart: mean(rs.map((r) => r.otherRequests + r.unauthorized)),
+    rejectedPerStart: mean(rs.map((r) => r.rejected)),
     connectionsPerStart: mean(rs.map((r) => r.connections)),
     exitMs: median(rs.map((r) => r.exitMs)),
     exitedOnStdinEnd: rs.filter((r) => r.exitedOnStdinEnd).length / rs.length,
   });
-  return { floor: summarize(all.floor), 'mcp-oauth': summarize(all['mcp-oauth']), 'mcp-remote': summarize(all['mcp-remote']) };
+  const summaries: Partial<Record<TargetId, ColdStartSummary>> = {};
+  for (const target of TARGETS) if (all[target].length) summaries[target] = summarize(all[target]);
+  return { summaries, unavailable };
 }
 
 function mean(xs: number[]): number {

@@ -22,6 +22,7 @@ export interface TargetFigures {
   sessionsPerStart: number | null;
   deletesPerExit: number | null;
   extraRequestsPerStart: number | null;
+  rejectedPerStart: number | null;
   connectionsPerStart: number | null;
   exitMs: number | null;
 }
@@ -55,6 +56,7 @@ export function rows(o: { calls: number; concurrency: number; bigKb: number; col
     { key: 'sessionsPerStart', label: 'sessions opened per start', decimals: 2, ratio: false },
     { key: 'deletesPerExit', label: 'session DELETEs per exit', decimals: 2, ratio: false },
     { key: 'extraRequestsPerStart', label: 'probe/401 requests per start', decimals: 2, ratio: false },
+    { key: 'rejectedPerStart', label: 'refused requests (4xx but 401) per start', decimals: 2, ratio: false },
     { key: 'connectionsPerStart', label: 'TCP connections per start', decimals: 2, ratio: false },
     { key: 'exitMs', label: 'stdin closed → process exit (ms, median)', decimals: 0, ratio: false },
   ];

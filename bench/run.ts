@@ -1,12 +1,14 @@
 /**
  * `npm run bench`: the stdio proxy against no proxy (the floor) and mcp-remote, side by side in one
- * run, against a local bearer-protected Streamable HTTP MCP server. Prints one table, writes
- * bench/results/latest.json (+ .md). Always exits 0 unless the harness itself breaks: a missed
- * target is a figure, not a failure.
+ * run, against a local bearer-protected Streamable HTTP MCP server, once per protocol era: a
+ * 2025-11-25-only server (initialize + sessions) and a strict 2026-07-28-only server (stateless,
+ * SEP-2243 headers enforced). Prints one table per era, writes bench/results/latest.json (+ .md).
+ * Always exits 0 unless the harness itself breaks: a missed target, or a target that cannot speak
+ * an era, is a figure, not a failure.
  *
  *   node bench/run.ts [cold-start] [memory] [latency] [throughput] [big]   (default: all)
  *
- * Environment: BENCH_COLD_RUNS (10), BENCH_CALLS (2000), BENCH_THROUGHPUT_CALLS (3000),
+ * Environment: BENCH_ERAS (2025-11-25,2026-07-28), BENCH_COLD_RUNS (10), BENCH_CALLS (2000), BENCH_THROUGHPUT_CALLS (3000),
  * BENCH_CONCURRENCY (32), BENCH_BIG_RUNS (50), BENCH_BIG_KB (256), BENCH_IDLE_MS (2000),
  * BENCH_WARMUP (200), BENCH_ROUNDS (8), BENCH_OUT (bench/results/latest.json),
  * MCP_OAUTH_BENCH_CLI (the mcp-oauth JS entry; default bin/mcp-oauth.js).
@@ -20,17 +22,26 @@ import { callEcho, type ByTarget } from './calls.ts';
 import { measureColdStart, type ColdStartSummary } from './cold-start.ts';
 import { measureLatency, type LatencyResult } from './latency.ts';
 import { measureIdleRss } from './memory.ts';
-import { evaluateTargets, markdownTable, rows, textTable, type TargetFigures } from './report.ts';
-import { startBenchServerProcess } from './server.ts';
+import { evaluateTargets, markdownTable, rows, textTable, type TargetCheck, type TargetFigures } from './report.ts';
+import { startBenchServerProcess, type BenchServer } from './server.ts';
 import { envCount } from './stats.ts';
 import { measureThroughput, type ThroughputResult } from './throughput.ts';
-import { connect, prepareSetup, repoRoot, spawnFloorChild, TARGETS, type Connection, type TargetId } from './targets.ts';
+import { connect, ERAS, prepareSetup, repoRoot, spawnFloorChild, TARGETS, TARGET_LABELS, type Connection, type Era, type TargetId } from './targets.ts';
 
 const FIGURE_SETS = ['cold-start', 'memory', 'latency', 'throughput', 'big'] as const;
 type FigureSet = (typeof FIGURE_SETS)[number];
-const DRIVER = 'SDK 1.x Client for all three (StdioClientTransport for the proxies, StreamableHTTPClientTransport in-process for the floor)';
+const DRIVERS: Record<Era, string> = {
+  '2025-11-25': 'SDK 1.x Client for all three (StdioClientTransport for the proxies, StreamableHTTPClientTransport in-process for the floor)',
+  '2026-07-28': 'SDK v2 Client pinned to 2026-07-28 for all three (StdioClientTransport for the proxies, StreamableHTTPClientTransport in-process for the floor)',
+};
+/** What the bench server speaks in each era's run: only that era (bench/server.ts). */
+const SERVERS: Record<Era, string> = {
+  '2025-11-25': 'SDK 1.x McpServer, stateful sessions, 2025-11-25 only',
+  '2026-07-28': 'SDK v2 createMcpHandler, stateless, 2026-07-28 only (SEP-2243 headers enforced)',
+};
 
 export interface BenchConfig {
+  eras: Era[];
   coldRuns: number;
   calls: number;
   throughputCalls: number;
@@ -48,7 +59,11 @@ export interface BenchConfig {
 export function configFrom(env: NodeJS.ProcessEnv, argv: string[]): BenchConfig {
   const unknown = argv.filter((a) => !(FIGURE_SETS as readonly string[]).includes(a));
   if (unknown.length) throw new Error(`unknown figure set ${unknown.join(', ')}; choose from ${FIGURE_SETS.join(', ')}`);
+  const eras = (env.BENCH_ERAS || ERAS.join(',')).split(',').map((e) => e.trim()).filter(Boolean);
+  const unknownEras = eras.filter((e) => !(ERAS as readonly string[]).includes(e));
+  if (unknownEras.length || !eras.length) throw new Error(`BENCH_ERAS takes a comma list of ${ERAS.join(', ')}; got "${env.BENCH_ERAS}"`);
   return {
+    eras: eras as Era[],
     coldRuns: envCount(env, 'BENCH_COLD_RUNS', 10),
     calls: envCount(env, 'BENCH_CALLS', 2000),
     throughputCalls: envCount(env, 'BENCH_THROUGHPUT_CALLS', 3000),
@@ -73,17 +88,27 @@ async function packageVersion(name: string): Promise<string | undefined> {
 }
 
 interface Measured {
-  cold?: Record<TargetId, ColdStartSummary>;
+  cold?: Partial<Record<TargetId, ColdStartSummary>>;
   idle?: ByTarget<number | null>;
   latency?: ByTarget<LatencyResult>;
   throughput?: ByTarget<ThroughputResult>;
   big?: ByTarget<BigResult>;
 }
 
-async function measureWarm(config: BenchConfig, setup: Awaited<ReturnType<typeof prepareSetup>>, serverPid: number | undefined, measured: Measured, log: (l: string) => void): Promise<void> {
+type Unavailable = Partial<Record<TargetId, string>>;
+
+async function measureWarm(config: BenchConfig, setup: Awaited<ReturnType<typeof prepareSetup>>, serverPid: number | undefined, measured: Measured, unavailable: Unavailable, log: (l: string) => void): Promise<void> {
   const conns: Connection[] = [];
   try {
-    for (const target of TARGETS) conns.push(await connect(target, setup));
+    for (const target of TARGETS) {
+      if (unavailable[target]) continue;
+      try {
+        conns.push(await connect(target, setup));
+      } catch (err) {
+        unavailable[target] = (err as Error).message.split('\n')[0];
+        log(`${target} unavailable in ${setup.era}: ${unavailable[target]}`);
+      }
+    }
     for (const conn of conns) await conn.client.listTools();
     const has = (s: FigureSet) => config.sets.includes(s);
     if (has('memory')) {
@@ -135,8 +160,8 @@ function figuresOf(m: Measured): Record<TargetId, TargetFigures> {
   const one = (t: TargetId): TargetFigures => {
     const p50 = m.latency?.[t]?.p50Ms ?? null;
     return {
-      coldInitializeMs: m.cold?.[t].initializeMs ?? null,
-      coldToolsListMs: m.cold?.[t].toolsListMs ?? null,
+      coldInitializeMs: m.cold?.[t]?.initializeMs ?? null,
+      coldToolsListMs: m.cold?.[t]?.toolsListMs ?? null,
       latencyP50Ms: p50,
       latencyP99Ms: m.latency?.[t]?.p99Ms ?? null,
       addedLatencyP50Ms: t === 'floor' || p50 === null || floorP50 === null ? null : p50 - floorP50,
@@ -148,34 +173,64 @@ function figuresOf(m: Measured): Record<TargetId, TargetFigures> {
       cpuMsPerCallUnderLoad: m.throughput?.[t]?.cpuMsPerCall ?? null,
       idleRssMiB: m.idle?.[t] ?? null,
       peakRssMiB: m.throughput?.[t]?.peakRssMiB ?? null,
-      sessionsPerStart: m.cold?.[t].sessionsPerStart ?? null,
-      deletesPerExit: m.cold?.[t].deletesPerExit ?? null,
-      extraRequestsPerStart: m.cold?.[t].otherRequestsPerStart ?? null,
-      connectionsPerStart: m.cold?.[t].connectionsPerStart ?? null,
-      exitMs: m.cold?.[t].exitMs ?? null,
+      sessionsPerStart: m.cold?.[t]?.sessionsPerStart ?? null,
+      deletesPerExit: m.cold?.[t]?.deletesPerExit ?? null,
+      extraRequestsPerStart: m.cold?.[t]?.otherRequestsPerStart ?? null,
+      rejectedPerStart: m.cold?.[t]?.rejectedPerStart ?? null,
+      connectionsPerStart: m.cold?.[t]?.connectionsPerStart ?? null,
+      exitMs: m.cold?.[t]?.exitMs ?? null,
     };
   };
   return { floor: one('floor'), 'mcp-oauth': one('mcp-oauth'), 'mcp-remote': one('mcp-remote') };
 }
 
-export async function runBench(config: BenchConfig, log: (line: string) => void = (l) => process.stderr.write(`bench: ${l}\n`)): Promise<{ table: string; json: Record<string, unknown> }> {
-  const startedAt = new Date();
-  const loadAverageAtStart = os.loadavg();
+export interface EraRun {
+  era: Era;
+  server: string;
+  driver: string;
+  figures: Record<TargetId, TargetFigures>;
+  targets: TargetCheck[];
+  /** Targets that could not connect in this era, with why (their figures are n/a). */
+  unavailable: Unavailable;
+  raw: Measured;
+}
+
+async function runEra(config: BenchConfig, era: Era, log: (line: string) => void): Promise<EraRun> {
   const token = randomBytes(32).toString('base64url');
-  const server = await startBenchServerProcess({ token });
-  const setup = await prepareSetup({ url: server.url, token, cli: config.cli });
+  const server: BenchServer = await startBenchServerProcess({ token, protocol: era });
+  const setup = await prepareSetup({ url: server.url, token, cli: config.cli, era });
   const measured: Measured = {};
+  const unavailable: Unavailable = {};
   try {
-    log(`server ${server.url}; mcp-oauth CLI ${config.cli}`);
+    log(`${era}: server ${server.url}; mcp-oauth CLI ${config.cli}`);
     await warmUpServer(setup, config.warmup);
-    if (config.sets.includes('cold-start')) measured.cold = await measureColdStart(setup, server, config.coldRuns, log);
-    if (config.sets.some((s) => s !== 'cold-start')) await measureWarm(config, setup, server.pid, measured, log);
+    if (config.sets.includes('cold-start')) {
+      const cold = await measureColdStart(setup, server, config.coldRuns, (l) => log(`${era}: ${l}`));
+      measured.cold = cold.summaries;
+      Object.assign(unavailable, cold.unavailable);
+    }
+    if (config.sets.some((s) => s !== 'cold-start')) await measureWarm(config, setup, server.pid, measured, unavailable, (l) => log(`${era}: ${l}`));
   } finally {
     await setup.cleanup();
     await server.close();
   }
   const figures = figuresOf(measured);
-  const checks = evaluateTargets(figures);
+  return { era, server: SERVERS[era], driver: DRIVERS[era], figures, targets: evaluateTargets(figures), unavailable, raw: measured };
+}
+
+function eraHeading(run: EraRun): string[] {
+  return [
+    `MCP ${run.era} — server: ${run.server}`,
+    `driver: ${run.driver}`,
+    ...Object.entries(run.unavailable).map(([t, why]) => `${TARGET_LABELS[t as TargetId]}: n/a in this era, it could not connect (${why.replace(/^[^:]+: /, '')})`),
+  ];
+}
+
+export async function runBench(config: BenchConfig, log: (line: string) => void = (l) => process.stderr.write(`bench: ${l}\n`)): Promise<{ table: string; json: Record<string, unknown> }> {
+  const startedAt = new Date();
+  const loadAverageAtStart = os.loadavg();
+  const runs: EraRun[] = [];
+  for (const era of config.eras) runs.push(await runEra(config, era, log));
   const table = rows({ calls: config.calls, concurrency: config.concurrency, bigKb: config.bigKb, coldRuns: config.coldRuns });
   const cpus = os.cpus();
   const machine = {
@@ -187,27 +242,40 @@ export async function runBench(config: BenchConfig, log: (line: string) => void 
     loadAverageAtStart,
     loadAverageAtEnd: os.loadavg(),
   };
-  const versions = { mcpRemote: await packageVersion('mcp-remote'), sdk: await packageVersion('@modelcontextprotocol/sdk') };
+  const versions = {
+    mcpRemote: await packageVersion('mcp-remote'),
+    sdk: await packageVersion('@modelcontextprotocol/sdk'),
+    sdkV2Client: await packageVersion('@modelcontextprotocol/client'),
+    sdkV2Server: await packageVersion('@modelcontextprotocol/server'),
+  };
   const header = [
     `mcp-oauth proxy vs mcp-remote vs no proxy — ${startedAt.toISOString()}`,
     `node ${machine.node}, ${machine.cpus} × ${machine.cpuModel ?? 'cpu'}, load average at start ${loadAverageAtStart.map((l) => l.toFixed(2)).join(' ')}`,
-    `driver: ${DRIVER}; mcp-remote ${versions.mcpRemote ?? '?'}, SDK ${versions.sdk ?? '?'}`,
+    `mcp-remote ${versions.mcpRemote ?? '?'}, SDK ${versions.sdk ?? '?'}, SDK v2 client ${versions.sdkV2Client ?? '?'} / server ${versions.sdkV2Server ?? '?'}`,
   ].join('\n');
-  const text = `${header}\n\n${textTable(figures, table, checks)}\n`;
+  const text = [header, ...runs.map((r) => `${eraHeading(r).join('\n')}\n\n${textTable(r.figures, table, r.targets)}`)].join('\n\n') + '\n';
+  const markdown = [
+    header.split('\n').map((l) => `${l}  `).join('\n'),
+    ...runs.map((r) => `### MCP ${r.era}\n\n${[`server: ${r.server}`, ...eraHeading(r).slice(1)].map((l) => `${l}  `).join('\n')}\n\n${markdownTable(r.figures, table, r.targets)}`),
+  ].join('\n\n') + '\n';
+  // The first era's figures stay at the top level (the README's table and older readers of the JSON).
+  const first = runs[0];
   const json = {
     startedAt: startedAt.toISOString(),
     durationMs: Date.now() - startedAt.getTime(),
     machine,
     versions,
-    driver: DRIVER,
     config: { ...config, out: undefined },
-    figures,
-    targets: checks,
-    raw: measured,
+    era: first.era,
+    driver: first.driver,
+    figures: first.figures,
+    targets: first.targets,
+    raw: first.raw,
+    eras: Object.fromEntries(runs.map((r) => [r.era, r])),
   };
   await mkdir(dirname(config.out), { recursive: true });
   await writeFile(config.out, JSON.stringify(json, null, 2) + '\n');
-  await writeFile(config.out.replace(/\.json$/, '') + '.md', `${header.split('\n').map((l) => `${l}  `).join('\n')}\n\n${markdownTable(figures, table, checks)}\n`);
+  await writeFile(config.out.replace(/\.json$/, '') + '.md', markdown);
   return { table: text, json };
 }
 

@@ -1,13 +1,18 @@
 /**
- * The benchmark's remote MCP server: SDK 1.x `McpServer` behind `StreamableHTTPServerTransport`
- * (stateful sessions) on 127.0.0.1, protected by one static bearer token (RFC 6750 §2.1 header;
- * anything else gets 401 with a `WWW-Authenticate: Bearer` challenge, RFC 6750 §3).
+ * The benchmark's remote MCP server on 127.0.0.1, protected by one static bearer token (RFC 6750
+ * §2.1 header; anything else gets 401 with a `WWW-Authenticate: Bearer` challenge, RFC 6750 §3).
+ * `protocol` picks the era(s), like the sandbox's (src/sandbox/eras.ts):
+ * - '2025-11-25': SDK 1.x `McpServer` behind `StreamableHTTPServerTransport` (stateful sessions);
+ * - '2026-07-28': SDK v2 `createMcpHandler` with `legacy: 'reject'` (stateless, a server instance
+ *   per request, SEP-2243 headers enforced: what a strict 2026 server does);
+ * - 'dual' (default): the SDK v2 handler for requests carrying the 2026-07-28 `_meta` envelope, the
+ *   SDK 1.x sessions for the rest (the SDK's own `isLegacyRequest` decides).
  *
  * Tools: `echo {text}` and `big {kb}` (a text result of kb KiB). It counts what the proxies do to it
  * (sessions opened, DELETEs, GET streams, requests outside the MCP path) so the bench can check
  * "one session per start, DELETE on exit".
  *
- * Run as a child process (`node bench/server.ts`, token in $BENCH_TOKEN): it prints one JSON line
+ * Run as a child process (`node bench/server.ts`, token in $BENCH_TOKEN, era in $BENCH_PROTOCOL): it prints one JSON line
  * `{"url": …}` on stdout and serves its counters at GET /__bench/stats. A separate process keeps the
  * server's work off the bench driver's event loop.
  */
@@ -20,7 +25,12 @@ import { fileURLToPath } from 'node:url';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
+import { McpServer as ModernMcpServer, createMcpHandler, isLegacyRequest } from '@modelcontextprotocol/server';
 import { z } from 'zod';
+import { sendWebResponse, webRequestOf } from '../src/sandbox/web-bridge.ts';
+
+export type BenchProtocol = 'dual' | '2026-07-28' | '2025-11-25';
+export const BENCH_PROTOCOLS: readonly BenchProtocol[] = ['dual', '2026-07-28', '2025-11-25'];
 
 export interface BenchServerStats {
   /** Every HTTP request, any path. */
@@ -39,6 +49,10 @@ export interface BenchServerStats {
   connections: number;
   /** "METHOD /path" of the requests outside the MCP path, with counts. */
   otherPathsSeen: Record<string, number>;
+  /** Requests served by the 2026-07-28 handler (stateless, no session). */
+  modernRequests: number;
+  /** Answers 400–499 other than 401 on the MCP path: refused eras, header mismatches, 404/405. */
+  rejected: number;
 }
 
 export interface BenchServer {
@@ -51,6 +65,21 @@ export interface BenchServer {
 
 const STATS_PATH = '/__bench/stats';
 const MCP_PATH = '/mcp';
+
+/** The same two tools on an SDK v2 server (one instance per 2026-07-28 request). */
+function modernTools(): ModernMcpServer {
+  const server = new ModernMcpServer({ name: 'mcp-oauth-bench', version: '0.1.0' });
+  const bigTexts = new Map<number, string>();
+  server.registerTool('echo', { description: 'Echo the text back.', inputSchema: z.object({ text: z.string() }) }, async ({ text }) => ({
+    content: [{ type: 'text', text }],
+  }));
+  server.registerTool('big', { description: 'A text result of `kb` KiB.', inputSchema: z.object({ kb: z.number().int().min(0).max(16384) }) }, async ({ kb }) => {
+    let text = bigTexts.get(kb);
+    if (text === undefined) bigTexts.set(kb, (text = 'x'.repeat(kb * 1024)));
+    return { content: [{ type: 'text', text }] };
+  });
+  return server;
+}
 
 function tools(): McpServer {
   const server = new McpServer({ name: 'mcp-oauth-bench', version: '0.1.0' });
@@ -79,10 +108,29 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
 }
 
 /** The server in this process. */
-export async function startBenchServer(opts: { token: string }): Promise<BenchServer> {
-  const counters: BenchServerStats = { requests: 0, unauthorized: 0, sessionsCreated: 0, deletes: 0, gets: 0, otherPaths: 0, connections: 0, otherPathsSeen: {} };
+export async function startBenchServer(opts: { token: string; protocol?: BenchProtocol }): Promise<BenchServer> {
+  const protocol = opts.protocol ?? 'dual';
+  const counters: BenchServerStats = {
+    requests: 0, unauthorized: 0, sessionsCreated: 0, deletes: 0, gets: 0, otherPaths: 0, connections: 0, otherPathsSeen: {}, modernRequests: 0, rejected: 0,
+  };
   const sessions = new Map<string, StreamableHTTPServerTransport>();
   const expected = `Bearer ${opts.token}`;
+  const modern = protocol === '2025-11-25' ? undefined : createMcpHandler(() => modernTools(), { legacy: 'reject' });
+  let origin = '';
+
+  async function serveModern(req: IncomingMessage, res: ServerResponse, body: unknown): Promise<void> {
+    counters.modernRequests += 1;
+    const aborted = new AbortController();
+    res.once('close', () => aborted.abort());
+    const request = webRequestOf(req, `${origin}${req.url ?? MCP_PATH}`, aborted.signal);
+    await sendWebResponse(await modern!.fetch(request, { parsedBody: body }), res);
+  }
+
+  async function isModern(req: IncomingMessage, body: unknown): Promise<boolean> {
+    if (!modern) return false;
+    if (protocol === '2026-07-28') return true;
+    return !(await isLegacyRequest(webRequestOf(req, `${origin}${MCP_PATH}`, new AbortController().signal), body));
+  }
 
   async function handleMcp(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (req.headers.authorization !== expected) {
@@ -90,8 +138,9 @@ export async function startBenchServer(opts: { token: string }): Promise<BenchSe
       counters.unauthorized += 1;
       return sendJson(res, 401, { error: 'invalid_token' }, { 'www-authenticate': 'Bearer error="invalid_token"' });
     }
-    if (req.method === 'GET') counters.gets += 1;
     const body = req.method === 'POST' ? await readJson(req) : undefined;
+    if (await isModern(req, body)) return serveModern(req, res, body);
+    if (req.method === 'GET') counters.gets += 1;
     const sessionId = req.headers['mcp-session-id'];
     if (typeof sessionId === 'string') {
       if (req.method === 'DELETE') counters.deletes += 1;
@@ -128,6 +177,9 @@ export async function startBenchServer(opts: { token: string }): Promise<BenchSe
       counters.otherPathsSeen[what] = (counters.otherPathsSeen[what] ?? 0) + 1;
       return sendJson(res, 404, { error: 'not_found' });
     }
+    res.once('finish', () => {
+      if (res.statusCode >= 400 && res.statusCode < 500 && res.statusCode !== 401) counters.rejected += 1;
+    });
     handleMcp(req, res).catch((err: unknown) => {
       if (!res.headersSent) sendJson(res, 500, { jsonrpc: '2.0', error: { code: -32603, message: (err as Error).message }, id: null });
       else res.destroy();
@@ -137,11 +189,13 @@ export async function startBenchServer(opts: { token: string }): Promise<BenchSe
   // The proxies hold keep-alive connections and SSE streams; close() must not wait for them.
   await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
   const { port } = http.address() as AddressInfo;
+  origin = `http://127.0.0.1:${port}`;
   return {
     url: `http://127.0.0.1:${port}${MCP_PATH}`,
     pid: undefined,
     stats: async () => ({ ...counters, otherPathsSeen: { ...counters.otherPathsSeen } }),
     async close() {
+      await modern?.close();
       for (const transport of sessions.values()) await transport.close().catch(() => {});
       http.closeAllConnections();
       await new Promise<void>((resolve) => http.close(() => resolve()));
@@ -150,9 +204,9 @@ export async function startBenchServer(opts: { token: string }): Promise<BenchSe
 }
 
 /** The server in a child process (node bench/server.ts); stats over HTTP. */
-export async function startBenchServerProcess(opts: { token: string }): Promise<BenchServer> {
+export async function startBenchServerProcess(opts: { token: string; protocol?: BenchProtocol }): Promise<BenchServer> {
   const child = spawn(process.execPath, [fileURLToPath(import.meta.url)], {
-    env: { ...process.env, BENCH_TOKEN: opts.token },
+    env: { ...process.env, BENCH_TOKEN: opts.token, BENCH_PROTOCOL: opts.protocol ?? 'dual' },
     stdio: ['pipe', 'pipe', 'inherit'],
   });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -185,7 +239,12 @@ if (import.meta.main) {
     process.stderr.write('bench/server.ts needs $BENCH_TOKEN\n');
     process.exit(2);
   }
-  const server = await startBenchServer({ token });
+  const protocol = process.env.BENCH_PROTOCOL || 'dual';
+  if (!(BENCH_PROTOCOLS as readonly string[]).includes(protocol)) {
+    process.stderr.write(`$BENCH_PROTOCOL is one of ${BENCH_PROTOCOLS.join(', ')}, not ${protocol}\n`);
+    process.exit(2);
+  }
+  const server = await startBenchServer({ token, protocol: protocol as BenchProtocol });
   process.stdout.write(JSON.stringify({ url: server.url }) + '\n');
   // The parent ends our stdin when it is done (or dies): shut down then.
   process.stdin.resume();

@@ -1,11 +1,13 @@
 /**
- * The three ways to reach the bench server, side by side:
+ * The three ways to reach the bench server, side by side, in one protocol era at a time:
  * - `floor`: no proxy; the SDK 1.x Client talks Streamable HTTP itself (in a child process for
  *   cold start and memory, in the bench process for latency and throughput);
  * - `mcp-oauth`: `mcp-oauth proxy bench`, its credential in a throwaway file store (the real token
  *   path runs; nothing to sign in);
  * - `mcp-remote`: `mcp-remote URL --header "Authorization: Bearer …"`.
- * Both proxies are driven by the SDK 1.x Client over its StdioClientTransport, like a real host.
+ * Both proxies are driven over stdio like a real host: in the 2025-11-25 era by the SDK 1.x Client
+ * (initialize + session), in the 2026-07-28 era by the SDK v2 Client pinned to 2026-07-28
+ * (`server/discover`, then stateless requests with the per-request `_meta` envelope).
  */
 import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -16,10 +18,16 @@ import { createInterface } from 'node:readline';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { Client as ModernClient, StreamableHTTPClientTransport as ModernHttpTransport } from '@modelcontextprotocol/client';
+import { StdioClientTransport as ModernStdioTransport } from '@modelcontextprotocol/client/stdio';
 import { FileCredentialStore } from '../src/store/file-store.ts';
 import { canonicalResourceUri } from '../src/oauth/canonical.ts';
 
 export type TargetId = 'floor' | 'mcp-oauth' | 'mcp-remote';
+/** The protocol era a run measures: the bench server speaks only it (bench/server.ts `protocol`). */
+export type Era = '2025-11-25' | '2026-07-28';
+export const ERAS: readonly Era[] = ['2025-11-25', '2026-07-28'];
+export const MODERN_ERA: Era = '2026-07-28';
 export const TARGETS: readonly TargetId[] = ['floor', 'mcp-oauth', 'mcp-remote'];
 export const TARGET_LABELS: Record<TargetId, string> = { floor: 'floor', 'mcp-oauth': 'mcp-oauth proxy', 'mcp-remote': 'mcp-remote' };
 
@@ -32,6 +40,7 @@ const STDERR_KEEP = 8192;
 
 export interface BenchSetup {
   url: string;
+  era: Era;
   token: string;
   /** JS entry of the mcp-oauth CLI ($MCP_OAUTH_BENCH_CLI, default bin/mcp-oauth.js). */
   cli: string;
@@ -42,7 +51,7 @@ export interface BenchSetup {
 }
 
 /** Throwaway homes: mcp-oauth's config + file store with a valid credential; mcp-remote's config dir. */
-export async function prepareSetup(opts: { url: string; token: string; cli: string }): Promise<BenchSetup> {
+export async function prepareSetup(opts: { url: string; token: string; cli: string; era: Era }): Promise<BenchSetup> {
   const root = await mkdtemp(join(tmpdir(), 'mcp-oauth-bench-'));
   const oauthHome = join(root, 'mcp-oauth');
   const codexHome = join(root, 'codex');
@@ -66,6 +75,7 @@ export async function prepareSetup(opts: { url: string; token: string; cli: stri
   const base = { PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}`, HOME: root, NO_COLOR: '1' };
   return {
     url: opts.url,
+    era: opts.era,
     token: opts.token,
     cli: opts.cli,
     oauthEnv: { ...base, MCP_OAUTH_HOME: oauthHome, MCP_OAUTH_STORE: 'file', CODEX_HOME: codexHome },
@@ -88,19 +98,28 @@ export interface CloseOutcome {
   exitedOnStdinEnd: boolean;
 }
 
+/** What the figures call on a client, SDK 1.x or v2 alike. */
+export interface BenchClient {
+  listTools(): Promise<unknown>;
+  callTool(params: { name: string; arguments: Record<string, unknown> }): Promise<unknown>;
+}
+
 /** A live MCP session through one target. `pid` is the process measured for CPU and memory. */
 export interface Connection {
   target: TargetId;
-  client: Client;
+  client: BenchClient;
   pid: number | undefined;
   stderr(): string;
   close(): Promise<CloseOutcome>;
 }
 
 const clientInfo = { name: 'mcp-oauth-bench', version: '0.1.0' };
+/** A target that cannot connect at all in an era is reported, not waited on. */
+const CONNECT_TIMEOUT_MS = 30_000;
 
-/** Connects (spawn + initialize + initialized); the floor connects in this process. */
+/** Connects (spawn + initialize + initialized; 2026-07-28: spawn + server/discover); the floor connects in this process. */
 export async function connect(target: TargetId, setup: BenchSetup): Promise<Connection> {
+  if (setup.era === MODERN_ERA) return connectModern(target, setup);
   const client = new Client(clientInfo);
   if (target === 'floor') {
     const transport = new StreamableHTTPClientTransport(new URL(setup.url), {
@@ -131,6 +150,56 @@ export async function connect(target: TargetId, setup: BenchSetup): Promise<Conn
     await transport.close().catch(() => {});
     throw new Error(`${TARGET_LABELS[target]} did not initialize: ${(err as Error).message}\n${stderr}`);
   }
+  return {
+    target,
+    client,
+    pid: transport.pid ?? undefined,
+    stderr: () => stderr,
+    async close() {
+      const started = performance.now();
+      await client.close();
+      const exitMs = performance.now() - started;
+      return { exitMs, exitedOnStdinEnd: exitMs < 1900 };
+    },
+  };
+}
+
+/** The 2026-07-28 era: the SDK v2 Client pinned to that revision (no fallback to initialize). */
+async function connectModern(target: TargetId, setup: BenchSetup): Promise<Connection> {
+  const client = new ModernClient(clientInfo, { versionNegotiation: { mode: { pin: MODERN_ERA } } });
+  const withDeadline = async (connecting: Promise<void>, what: string, onFail: () => Promise<unknown>) => {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([connecting, new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer in ${CONNECT_TIMEOUT_MS} ms`)), CONNECT_TIMEOUT_MS)))]);
+    } catch (err) {
+      await onFail().catch(() => {});
+      throw new Error(`${what}: ${(err as Error).message}`);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+  if (target === 'floor') {
+    const transport = new ModernHttpTransport(new URL(setup.url), { requestInit: { headers: { Authorization: `Bearer ${setup.token}` } } });
+    await withDeadline(client.connect(transport), TARGET_LABELS[target], () => client.close());
+    return {
+      target,
+      client,
+      pid: undefined,
+      stderr: () => '',
+      async close() {
+        const started = performance.now();
+        await client.close();
+        return { exitMs: performance.now() - started, exitedOnStdinEnd: true };
+      },
+    };
+  }
+  const { args, env } = proxyCommand(target, setup);
+  const transport = new ModernStdioTransport({ command: process.execPath, args, env, stderr: 'pipe', cwd: repoRoot });
+  let stderr = '';
+  transport.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-STDERR_KEEP)));
+  await withDeadline(client.connect(transport), TARGET_LABELS[target], () => transport.close()).catch((err: Error) => {
+    throw new Error(`${err.message}\n${stderr}`);
+  });
   return {
     target,
     client,
@@ -179,9 +248,28 @@ export interface FloorChild {
   close(): Promise<CloseOutcome>;
 }
 
+/** The same in the 2026-07-28 era: SDK v2, pinned; no session, so nothing to end on exit. */
+const MODERN_FLOOR_CHILD = `
+const { Client, StreamableHTTPClientTransport } = await import('@modelcontextprotocol/client');
+const transport = new StreamableHTTPClientTransport(new URL(process.env.BENCH_URL), {
+  requestInit: { headers: { Authorization: 'Bearer ' + process.env.BENCH_TOKEN } },
+});
+const client = new Client({ name: 'mcp-oauth-bench-floor', version: '0.1.0' }, { versionNegotiation: { mode: { pin: '${MODERN_ERA}' } } });
+await client.connect(transport);
+process.stdout.write('initialized\\n');
+await client.listTools();
+process.stdout.write('listed\\n');
+process.stdin.resume();
+process.stdin.once('end', async () => {
+  await client.close();
+  process.exit(0);
+});
+`;
+
 export async function spawnFloorChild(setup: BenchSetup): Promise<FloorChild> {
   const started = performance.now();
-  const child = spawn(process.execPath, ['--input-type=module', '--eval', FLOOR_CHILD], { env: setup.floorEnv, cwd: repoRoot, stdio: ['pipe', 'pipe', 'pipe'] });
+  const script = setup.era === MODERN_ERA ? MODERN_FLOOR_CHILD : FLOOR_CHILD;
+  const child = spawn(process.execPath, ['--input-type=module', '--eval', script], { env: setup.floorEnv, cwd: repoRoot, stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-STDERR_KEEP)));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));

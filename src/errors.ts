@@ -8,6 +8,8 @@ export type ErrorCode =
   | 'usage'
   | 'config_invalid'
   | 'server_unknown'
+  // an assertion the user's environment provides (file, env, command) is expired, malformed or refused
+  | 'assertion_invalid'
   // sign-in state
   | 'signin_required'
   | 'signin_timeout'
@@ -25,6 +27,7 @@ export type ErrorCode =
   | 'token_response_invalid'
   | 'registration_failed'
   | 'oauth_error'
+  | 'dpop_error'
   // transient
   | 'network_error'
   | 'server_unavailable'
@@ -40,6 +43,7 @@ export const EXIT_CODES: Record<ErrorCode, number> = {
   usage: 2,
   config_invalid: 3,
   server_unknown: 3,
+  assertion_invalid: 3,
   signin_required: 4,
   signin_timeout: 4,
   signin_denied: 4,
@@ -55,6 +59,7 @@ export const EXIT_CODES: Record<ErrorCode, number> = {
   token_response_invalid: 5,
   registration_failed: 5,
   oauth_error: 5,
+  dpop_error: 5,
   network_error: 6,
   server_unavailable: 6,
   store_error: 7,

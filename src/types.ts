@@ -16,7 +16,11 @@ export interface CredentialKey {
   issuer: string;
 }
 
-export type TokenEndpointAuthMethod = 'none' | 'client_secret_basic' | 'client_secret_post';
+/** How a credential's tokens are obtained (MCP authorization extensions for the non-interactive ones). */
+export type Grant = 'authorization_code' | 'client_credentials' | 'jwt_bearer' | 'enterprise';
+
+/** RFC 6749 §2.3.1 secrets, RFC 7523 §2.2 `private_key_jwt` (a signed client assertion), or a public client. */
+export type TokenEndpointAuthMethod = 'none' | 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt';
 
 /** How this client is known to an authorization server. Kept per issuer and reused. */
 export interface ClientRegistration {
@@ -73,6 +77,14 @@ export interface Credential {
   /** Set when this credential replaced one from another authorization server (MCP 2026-07-28
    * "Authorization Server Binding": the server's resource metadata named a new issuer). */
   migratedFrom?: { issuer: string; at: number };
+  /** How its tokens were obtained; a non-interactive grant is repeated where others refresh. */
+  grant?: Grant;
+  /**
+   * RFC 9449: the DPoP key pair its tokens are bound to, stored with it (keychain or file, like the
+   * tokens) so that every process, a refresh in another one included, proves possession with the
+   * same key. `thumbprint` is the RFC 7638 JWK thumbprint (what `cnf.jkt` names).
+   */
+  dpop?: { privateJwk: Record<string, unknown>; thumbprint: string };
 }
 
 /** A token endpoint response, parsed and validated (RFC 6749 §5.1). */
@@ -141,6 +153,21 @@ export interface ServerConfig {
     assumePkce?: boolean;
     /** Transport override for issue 3: 'streamable-http' | 'sse'. */
     transport?: string;
+    /** How tokens are obtained; absent: chosen from what the config provides and the metadata offers. */
+    grant?: Grant;
+    /** Token endpoint client authentication; absent: from the configured material and the metadata. */
+    clientAuth?: 'none' | 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt';
+    /** private_key_jwt: a PEM or JWK file, or an env var holding one (never inline). */
+    privateKeyFile?: string;
+    privateKeyEnvVar?: string;
+    /** jwt_bearer: where the assertion is read, fresh on every token request. */
+    assertionFile?: string;
+    assertionEnvVar?: string;
+    assertionCommand?: string[];
+    /** RFC 9449: 'auto' (when the AS advertises it), 'required', 'off'. */
+    dpop?: 'auto' | 'required' | 'off';
+    /** SEP-990 enterprise-managed authorization: the IdP that signs the user in once. */
+    enterprise?: { issuer: string; clientId: string; clientSecretEnvVar?: string; scopes?: string[] };
   };
 }
 

@@ -358,3 +358,26 @@ describe('a named server and a sign-in made with its bare URL', () => {
     assert.equal(await bareManager.credential(), undefined);
   });
 });
+
+describe('a raw 2026-07-28 JSON-RPC body (MCP "Request Metadata")', () => {
+  test('gets MCP-Protocol-Version, Mcp-Method and Mcp-Name unless the caller set them; 2025 bodies get none', async () => {
+    const seen: Headers[] = [];
+    const { manager } = await setup();
+    const recording = async (input: string | URL, init?: RequestInit) => {
+      seen.push(new Headers(init?.headers));
+      return globalThis.fetch(input, init);
+    };
+    const authFetch = createAuthenticatedFetch(manager, { fetch: recording });
+    const modern = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'wetter 🌦', arguments: {}, _meta: { 'io.modelcontextprotocol/protocolVersion': '2026-07-28' } } });
+    await (await authFetch(fake.mcpUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body: modern })).text();
+    assert.equal(seen[0].get('mcp-protocol-version'), '2026-07-28');
+    assert.equal(seen[0].get('mcp-method'), 'tools/call');
+    assert.equal(seen[0].get('mcp-name'), `=?base64?${Buffer.from('wetter 🌦').toString('base64')}?=`);
+    assert.equal(seen[0].get('content-type'), 'application/json');
+    await (await authFetch(fake.mcpUrl, { method: 'POST', headers: { 'Mcp-Method': 'custom' }, body: modern })).text();
+    assert.equal(seen[1].get('mcp-method'), 'custom', 'the caller wins');
+    const legacy = JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/list', params: {} });
+    await (await authFetch(fake.mcpUrl, { method: 'POST', body: legacy })).text();
+    assert.equal(seen[2].get('mcp-method'), null);
+  });
+});

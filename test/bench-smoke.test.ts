@@ -1,7 +1,8 @@
 // The benchmark harness end to end with tiny counts: the bench server, the three targets (no
-// proxy, `mcp-oauth proxy`, mcp-remote), every figure set, the table and the JSON. No timing is
-// asserted; what is asserted is that every figure was measured and that the proxy opened exactly
-// one session per start and ended it with a DELETE when its stdin closed.
+// proxy, `mcp-oauth proxy`, mcp-remote), every figure set, the table and the JSON, in both protocol
+// eras. No timing is asserted; what is asserted is that every figure was measured, that in the
+// 2025-11-25 era the proxy opened exactly one session per start and ended it with a DELETE when its
+// stdin closed, and that in the 2026-07-28 era it spoke to a strict server without a refused request.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -51,6 +52,35 @@ test('the bench server checks the bearer token and counts sessions and DELETEs',
   }
 });
 
+test('the bench server with protocol 2026-07-28 is strict: server/discover with SEP-2243 headers served, initialize refused with -32022', async () => {
+  const server = await startBenchServer({ token: 't', protocol: '2026-07-28' });
+  try {
+    const post = (body: unknown, headers: Record<string, string> = {}) =>
+      fetch(server.url, {
+        method: 'POST',
+        headers: { authorization: 'Bearer t', 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...headers },
+        body: JSON.stringify(body),
+      });
+    const meta = { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientInfo': { name: 't', version: '1' }, 'io.modelcontextprotocol/clientCapabilities': {} };
+    const discover = await post({ jsonrpc: '2.0', id: 1, method: 'server/discover', params: { _meta: meta } }, { 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'server/discover' });
+    assert.equal(discover.status, 200);
+    assert.equal(discover.headers.get('mcp-session-id'), null);
+    await discover.text();
+    const bare = await post({ jsonrpc: '2.0', id: 2, method: 'tools/list', params: { _meta: meta } });
+    assert.equal(bare.status, 400);
+    assert.equal(((await bare.json()) as any).error.code, -32020, 'headers missing');
+    const init = await post({ jsonrpc: '2.0', id: 3, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 't', version: '1' } } });
+    assert.equal(init.status, 400);
+    assert.equal(((await init.json()) as any).error.code, -32022);
+    const stats = await server.stats();
+    assert.equal(stats.modernRequests, 3);
+    assert.equal(stats.rejected, 2);
+    assert.equal(stats.sessionsCreated, 0);
+  } finally {
+    await server.close();
+  }
+});
+
 test('npm run bench runs end to end with tiny counts and writes the table and JSON', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'mcp-oauth-bench-smoke-'));
   try {
@@ -82,7 +112,7 @@ test('npm run bench runs end to end with tiny counts and writes the table and JS
       });
     });
     assert.equal(code, 0, stderr);
-    for (const label of ['cold start → initialize', 'echo latency p50', 'throughput, 4 in flight', '16 KB result round trip', 'proxy CPU per call', 'idle RSS', 'target met?']) {
+    for (const label of ['MCP 2025-11-25', 'MCP 2026-07-28', 'cold start → initialize', 'echo latency p50', 'throughput, 4 in flight', '16 KB result round trip', 'proxy CPU per call', 'idle RSS', 'target met?']) {
       assert.ok(stdout.includes(label), `the table has "${label}":\n${stdout}`);
     }
 
@@ -106,6 +136,18 @@ test('npm run bench runs end to end with tiny counts and writes the table and JS
     assert.equal(json.figures['mcp-oauth'].sessionsPerStart, 1);
     assert.equal(json.figures['mcp-oauth'].deletesPerExit, 1);
     assert.equal(json.figures['mcp-oauth'].extraRequestsPerStart, 0);
+
+    // The 2026-07-28 era: a strict server, no session to open or end, no request refused.
+    const modern = json.eras['2026-07-28'];
+    assert.equal(json.eras['2025-11-25'].figures['mcp-oauth'].sessionsPerStart, 1);
+    for (const target of ['floor', 'mcp-oauth']) {
+      for (const figure of FIGURES) assert.ok(Number.isFinite(modern.figures[target][figure]), `2026-07-28 ${target}.${figure} measured: ${modern.figures[target][figure]}`);
+      assert.equal(modern.figures[target].sessionsPerStart, 0, `${target}: no session in 2026-07-28`);
+      assert.equal(modern.figures[target].rejectedPerStart, 0, `${target}: no request refused by the strict server`);
+    }
+    assert.equal(modern.figures['mcp-oauth'].deletesPerExit, 0);
+    // mcp-remote is measured if it can speak 2026-07-28, else reported with the reason.
+    assert.ok(Number.isFinite(modern.figures['mcp-remote'].latencyP50Ms) || typeof modern.unavailable['mcp-remote'] === 'string');
     const markdown = await readFile(join(dir, 'latest.md'), 'utf8');
     assert.match(markdown, /^\| figure \| floor \| mcp-oauth proxy \| mcp-remote \|/m);
   } finally {

@@ -187,7 +187,7 @@ describe('e2e commands', { concurrency: true }, () => {
       const byStep = Object.fromEntries((b.steps as Array<Record<string, any>>).map((s) => [s.step, s.ok]));
       assert.equal(byStep['protected resource metadata (RFC 9728)'], true);
       assert.equal(byStep['authorization server metadata (RFC 8414)'], true);
-      assert.equal(byStep.initialize, 'skip');
+      assert.equal(byStep['connect (server/discover or initialize)'], 'skip');
       assert.equal(await browserLaunches(h.browserLog), 0, 'doctor never signs in');
       const human = await runCli(['doctor', 'sb'], { env: h.env });
       assert.match(human.stdout, /✗ stored credential: not signed in/);
@@ -206,10 +206,14 @@ describe('e2e commands', { concurrency: true }, () => {
         'authorization server metadata (RFC 8414)',
         'stored credential',
         'refresh (a real token request)',
-        'initialize',
+        'connect (server/discover or initialize)',
         'tools/list',
       ]);
       for (const s of steps) assert.equal(s.ok, true, `${s.step}: ${s.detail}`);
+      // The sandbox's default server: doctor names the era it negotiated and the headers it sent.
+      const connect = steps.find((s) => s.step.startsWith('connect'))!;
+      assert.ok(['modern', 'legacy'].includes(connect.data.era));
+      assert.equal(steps.at(-1)!.data.headers_sent['mcp-protocol-version'], connect.data.protocol_version);
       assert.equal(sb.counters.tokenRequests.refresh_token, 1, 'the refresh step made a real token request');
       await assertNoSecretsPrinted(h.home, before.stdout, human.stdout, after.stdout);
     });

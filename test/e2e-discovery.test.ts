@@ -52,8 +52,9 @@ const CASES: ModeCase[] = [
     metadata: (sb) => [[`${origin(sb)}${PRM}/echo`, 200], [`${sb.issuer}${AS_META}`, 200]],
     async check(sb) {
       const log = sb.counters.mcpLog;
-      const init = log.find((e) => e.rpcMethods.includes('initialize'));
-      assert.deepEqual(init && [init.authorization, init.status], [false, 200], 'initialize went without a token and was answered');
+      // The connect step (initialize, or server/discover for a client of the 2026-07-28 era).
+      const init = log.find((e) => e.rpcMethods.includes('initialize') || e.rpcMethods.includes('server/discover'));
+      assert.deepEqual(init && [init.authorization, init.status], [false, 200], 'the connect step went without a token and was answered');
       assert.ok(!log.some((e) => e.status === 401 && !e.rpcMethods.includes('tools/call')), 'only tools/call was ever refused');
       assert.ok(log.some((e) => e.rpcMethods.includes('tools/call') && e.status === 401 && !e.authorization), 'the first tools/call went without a token');
     },

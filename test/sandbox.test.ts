@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { startSandbox } from '../src/sandbox/index.ts';
 import type { Sandbox } from '../src/sandbox/index.ts';
+import { TOOL_NAMES } from '../src/sandbox/tool-catalog.ts';
 
 const REDIRECT_PORT = 53682;
 const redirectUri = `http://127.0.0.1:${REDIRECT_PORT}/callback`;
@@ -178,7 +179,7 @@ test('full flow: DCR, PKCE, resource, MCP calls, rotation, reuse detection', asy
   const sessionId = await openSession(sb, tokens.access_token);
   const list = await mcpPost(sb, tokens.access_token, { jsonrpc: '2.0', id: 2, method: 'tools/list' }, sessionId);
   const names = list.message.result.tools.map((tool: { name: string }) => tool.name).sort();
-  assert.deepEqual(names, ['admin_echo', 'ask', 'big', 'echo', 'slow', 'whoami']);
+  assert.deepEqual(names, [...TOOL_NAMES].sort());
   const who = await mcpPost(sb, tokens.access_token, { jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'whoami', arguments: {} } }, sessionId);
   const me = JSON.parse(who.message.result.content[0].text);
   assert.equal(me.client_id, clientId);

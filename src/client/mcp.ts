@@ -1,6 +1,9 @@
 /**
  * A thin MCP client over Streamable HTTP (SDK v2), used by `tools`, `call`, `doctor` and the demo.
- * The OAuth work is all in the injected fetch; this module knows nothing about tokens.
+ * The OAuth work is all in the injected fetch; this module knows nothing about tokens. It speaks
+ * both protocol eras: the SDK's `versionNegotiation: 'auto'` probes with `server/discover` and
+ * uses 2026-07-28 (stateless, per-request `_meta`, SEP-2243 headers) with servers that offer it,
+ * else the 2025-11-25 `initialize` handshake.
  */
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { McpOAuthError } from '../errors.ts';
@@ -12,6 +15,10 @@ export interface McpConnection {
   requestOptions: { timeout: number };
   serverInfo?: { name: string; version: string };
   protocolVersion?: string;
+  /** 'modern': 2026-07-28 and later (no initialize, no session); 'legacy': the initialize era. */
+  era: 'modern' | 'legacy';
+  /** The MCP headers of the last request sent (names and values; never Authorization). */
+  lastRequestHeaders(): Record<string, string>;
   close(): Promise<void>;
 }
 
@@ -24,9 +31,29 @@ export const DEFAULT_MCP_REQUEST_TIMEOUT_MS = 60_000 + 5 * 60_000;
  * sign-in in progress, so the timeout leaves room for the sign-in's own (which ends in a clear
  * `signin_timeout`).
  */
-export async function connectMcp(opts: { url: string; fetch: FetchLike; clientName?: string; requestTimeoutMs?: number }): Promise<McpConnection> {
-  const transport = new StreamableHTTPClientTransport(new URL(opts.url), { fetch: opts.fetch as typeof fetch });
-  const client = new Client({ name: opts.clientName ?? 'mcp-oauth', version: '0.1.0' }, { capabilities: {} });
+export async function connectMcp(opts: {
+  url: string;
+  fetch: FetchLike;
+  clientName?: string;
+  requestTimeoutMs?: number;
+  /** 'auto' (default): the newest era the server offers; 'legacy': 2025-11-25 only. */
+  era?: 'auto' | 'legacy';
+}): Promise<McpConnection> {
+  let lastHeaders: Record<string, string> = {};
+  // Records what went on the wire (for `doctor`): the MCP headers only, never the token.
+  const recording: FetchLike = (input, init) => {
+    const seen: Record<string, string> = {};
+    new Headers(init?.headers).forEach((value, name) => {
+      if (name.startsWith('mcp-')) seen[name] = value;
+    });
+    if (init?.method === 'POST') lastHeaders = seen;
+    return opts.fetch(input, init);
+  };
+  const transport = new StreamableHTTPClientTransport(new URL(opts.url), { fetch: recording as typeof fetch });
+  const client = new Client(
+    { name: opts.clientName ?? 'mcp-oauth', version: '0.1.0' },
+    { capabilities: {}, versionNegotiation: { mode: opts.era === 'legacy' ? 'legacy' : 'auto' } },
+  );
   const requestOptions = { timeout: opts.requestTimeoutMs ?? DEFAULT_MCP_REQUEST_TIMEOUT_MS };
   try {
     await client.connect(transport, requestOptions);
@@ -38,7 +65,9 @@ export async function connectMcp(opts: { url: string; fetch: FetchLike; clientNa
     client,
     requestOptions,
     serverInfo: client.getServerVersion() as { name: string; version: string } | undefined,
-    protocolVersion: transport.protocolVersion,
+    protocolVersion: client.getNegotiatedProtocolVersion() ?? transport.protocolVersion,
+    era: (client.getNegotiatedProtocolVersion() ?? transport.protocolVersion ?? '') >= '2026-07-28' ? 'modern' : 'legacy',
+    lastRequestHeaders: () => ({ ...lastHeaders }),
     async close() {
       // End the session on the server (Streamable HTTP: DELETE with the session id).
       await transport.terminateSession().catch(() => {});

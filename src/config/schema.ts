@@ -5,6 +5,9 @@ import type { ServerConfig } from '../types.ts';
 import { PROVIDER_NAMES } from '../oauth/quirks.ts';
 
 const PROVIDER_CHOICES: string[] = [...PROVIDER_NAMES, 'none'];
+/** How a token is obtained (src/types.ts Grant). */
+export const GRANTS = ['authorization_code', 'client_credentials', 'jwt_bearer', 'enterprise'] as const;
+export const CLIENT_AUTH_METHODS = ['none', 'client_secret_basic', 'client_secret_post', 'private_key_jwt'] as const;
 
 /**
  * The config file's shape: the single source of truth for what `config.toml` may contain.
@@ -48,6 +51,28 @@ export const oauthTableSchema = z.strictObject(
     // true proceeds anyway (the user knows it supports S256, as Microsoft Entra ID does).
     assume_pkce: z.optional(z.boolean({ error: 'must be true or false' })),
     transport: z.optional(z.enum(['streamable-http', 'sse'], { error: 'must be "streamable-http" or "sse"' })),
+    // Sign-in without a person (MCP authorization extensions): which grant, and the material it
+    // needs. Secrets and keys only by reference (a file or an environment variable), never inline.
+    grant: z.optional(z.enum(GRANTS, { error: `must be one of ${GRANTS.map((g) => `"${g}"`).join(', ')}` })),
+    client_auth: z.optional(z.enum(CLIENT_AUTH_METHODS, { error: `must be one of ${CLIENT_AUTH_METHODS.map((g) => `"${g}"`).join(', ')}` })),
+    private_key_file: z.optional(text('a file path').check(z.minLength(1, { error: 'must not be empty' }))),
+    private_key_env: z.optional(envVarName()),
+    assertion_file: z.optional(text('a file path').check(z.minLength(1, { error: 'must not be empty' }))),
+    assertion_env: z.optional(envVarName()),
+    assertion_command: z.optional(z.array(text(), { error: 'must be an array of strings (the command and its arguments)' }).check(z.minLength(1, { error: 'must name a command' }))),
+    dpop: z.optional(z.enum(['auto', 'required', 'off'], { error: 'must be "auto", "required" or "off"' })),
+    enterprise: z.optional(z.strictObject(
+      {
+        issuer: httpUrl(),
+        client_id: text().check(z.minLength(1, { error: 'must not be empty' })),
+        client_secret_env: z.optional(envVarName()),
+        scopes: z.optional(z.array(text(), { error: 'must be an array of strings' })),
+      },
+      { error: (issue) => (issue.code === 'unrecognized_keys' ? 'is not a known enterprise setting' : 'must be a table with issuer and client_id') },
+    )),
+    // Refused with a clear message rather than "not a known setting": a secret must never be inline.
+    private_key: z.optional(z.never({ error: 'keys are never written in the config: use private_key_file or private_key_env' })),
+    assertion: z.optional(z.never({ error: 'assertions are never written in the config: use assertion_file, assertion_env or assertion_command' })),
   },
   { error: (issue) => (issue.code === 'unrecognized_keys' ? 'is not a known oauth setting' : 'must be a table') },
 );
@@ -99,6 +124,19 @@ export function toServerConfig(
   if (o.provider !== undefined) oauth.provider = o.provider;
   if (o.assume_pkce !== undefined) oauth.assumePkce = o.assume_pkce;
   if (o.transport !== undefined) oauth.transport = o.transport;
+  if (o.grant !== undefined) oauth.grant = o.grant;
+  if (o.client_auth !== undefined) oauth.clientAuth = o.client_auth;
+  if (o.private_key_file !== undefined) oauth.privateKeyFile = o.private_key_file;
+  if (o.private_key_env !== undefined) oauth.privateKeyEnvVar = o.private_key_env;
+  if (o.assertion_file !== undefined) oauth.assertionFile = o.assertion_file;
+  if (o.assertion_env !== undefined) oauth.assertionEnvVar = o.assertion_env;
+  if (o.assertion_command !== undefined) oauth.assertionCommand = [...o.assertion_command];
+  if (o.dpop !== undefined) oauth.dpop = o.dpop;
+  if (o.enterprise !== undefined) {
+    oauth.enterprise = { issuer: o.enterprise.issuer, clientId: o.enterprise.client_id };
+    if (o.enterprise.client_secret_env !== undefined) oauth.enterprise.clientSecretEnvVar = o.enterprise.client_secret_env;
+    if (o.enterprise.scopes !== undefined) oauth.enterprise.scopes = [...o.enterprise.scopes];
+  }
   const config: ServerConfig = {
     name,
     url: table.url as string,

@@ -11,6 +11,7 @@ import { parseBearerChallenge, type BearerChallenge } from '../oauth/www-authent
 import type { FetchLike, Logger } from '../types.ts';
 import { silentLogger } from '../types.ts';
 import type { TokenManager } from './token-manager.ts';
+import { headersForRawBody } from '../mcp/request-metadata.ts';
 
 /**
  * Authorization requests (sign-ins) one operation may cause, the first one and step-ups together.
@@ -72,8 +73,25 @@ function headersWithBearer(headers: HeadersInit | undefined, token: string): Hea
   return out;
 }
 
-function withBearer(init: RequestInit | undefined, body: RequestBody | undefined, token: string | undefined): RequestInit {
-  const next: RequestInit = token === undefined ? { ...init } : { ...init, headers: headersWithBearer(init?.headers, token) };
+function hasHeader(headers: HeadersInit | undefined, name: string): boolean {
+  if (headers === undefined) return false;
+  if (Array.isArray(headers)) return headers.some(([n]) => n.toLowerCase() === name);
+  if (isHeaders(headers)) return headers.has(name);
+  return Object.keys(headers).some((n) => n.toLowerCase() === name);
+}
+
+/** `headers` plus those of `extra` the caller did not set itself (names compared case-insensitively). */
+function headersWithDefaults(headers: HeadersInit | undefined, extra: Record<string, string>): HeadersInit | undefined {
+  const names = Object.keys(extra);
+  if (names.length === 0) return headers;
+  const copy = new Headers(headers);
+  for (const name of names) if (!copy.has(name)) copy.set(name, extra[name]!);
+  return copy;
+}
+
+function withBearer(init: RequestInit | undefined, body: RequestBody | undefined, token: string | undefined, extra: Record<string, string> = {}): RequestInit {
+  const headers = headersWithDefaults(init?.headers, extra);
+  const next: RequestInit = token === undefined ? { ...init, ...(headers ? { headers } : {}) } : { ...init, headers: headersWithBearer(headers, token) };
   if (body !== undefined) next.body = body;
   // A buffered stream is no longer a stream: `duplex` only applies to stream bodies.
   if (body instanceof Uint8Array && 'duplex' in next) delete (next as { duplex?: unknown }).duplex;
@@ -118,8 +136,12 @@ export function createAuthenticatedFetch(
     }
     const raw = init?.body;
     const body = raw === undefined || raw === null ? undefined : isReplayable(raw) ? raw : await replayableBody(raw);
+    // MCP 2026-07-28 "Request Metadata": a hand-written 2026-07-28 body gets the headers a strict
+    // server requires (MCP-Protocol-Version, Mcp-Method, Mcp-Name), unless the caller set them.
+    // (The proxy sets them itself: its bodies are not parsed a second time.)
+    const metadata = typeof body === 'string' && !hasHeader(init?.headers, 'mcp-method') ? headersForRawBody(body) : {};
     let token = await manager.tokenForRequest();
-    let res = await opts.fetch(input, withBearer(init, body, token));
+    let res = await opts.fetch(input, withBearer(init, body, token, metadata));
     let refreshed = false;
     let authorizations = 0;
     /** Runs a lifecycle step and counts the sign-ins it started (joined ones count: the user saw them). */
@@ -150,7 +172,7 @@ export function createAuthenticatedFetch(
         logger.debug(token === undefined ? '401 from the MCP server; signing in' : '401 from the MCP server; refreshing and retrying once', { server: manager.serverName, error: challenge?.error });
         const sent = token;
         token = await counting(() => manager.afterUnauthorized(sent, challenge));
-        res = await opts.fetch(input, withBearer(init, body, token));
+        res = await opts.fetch(input, withBearer(init, body, token, metadata));
         continue;
       }
       if (res.status === 403) {
@@ -160,7 +182,7 @@ export function createAuthenticatedFetch(
           if (authorizations >= maxAuthorizations) throw tooManyAuthorizations(manager.serverName, challenge, authorizations);
           logger.info('the MCP server needs more scopes; signing in again', { server: manager.serverName, scopes: challenge.scope });
           token = await counting(() => manager.afterInsufficientScope(challenge));
-          res = await opts.fetch(input, withBearer(init, body, token));
+          res = await opts.fetch(input, withBearer(init, body, token, metadata));
           continue;
         }
       }

@@ -208,8 +208,22 @@ export async function probeChallenge(opts: { serverUrl: string; fetch: FetchLike
   try {
     response = await opts.fetch(opts.serverUrl, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-11-25' },
-      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' }),
+      // Shaped as a 2026-07-28 request (its `_meta` and the SEP-2243 headers that must match it), so
+      // a strict server of that revision does not refuse it as malformed before its auth check;
+      // 2025-era servers check the token first too.
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'ping' },
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'ping',
+        params: {
+          _meta: {
+            'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+            'io.modelcontextprotocol/clientInfo': { name: 'mcp-oauth', version: '0.1.0' },
+            'io.modelcontextprotocol/clientCapabilities': {},
+          },
+        },
+      }),
     });
   } catch (cause) {
     throw networkError(opts.serverUrl, cause);

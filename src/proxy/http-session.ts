@@ -10,7 +10,7 @@
 import {
   type JsonRpcId,
   type RawMessage,
-  errorResponse,
+  cancelledRequestId,
   isInitializeRequest,
   isInitializedNotification,
   methodOf,
@@ -20,16 +20,19 @@ import {
   requestIds,
   responseIds,
   withId,
+  resultOf,
+  toolCallName,
+  withResult,
 } from './messages.ts';
 import { isEventStream, isJson, pause, readSse, reconnectDelayMs, sseBodyOf, type SseBody, type SseCursor } from './sse.ts';
-import { isModernProtocolVersion, metaProtocolVersion, requestMetadataHeaders } from './request-metadata.ts';
+import { isModernProtocolVersion, metaProtocolVersion, requestMetadataHeaders } from '../mcp/request-metadata.ts';
 import { ToolHeaderRegistry } from './tool-headers.ts';
 import {
   LegacyTransportSuspected,
   StreamLostError,
   UpstreamHttpError,
-  bodyExcerpt,
   discardBody,
+  errorBodyOf,
   type Upstream,
   type UpstreamOptions,
 } from './upstream.ts';
@@ -46,6 +49,8 @@ export class StreamableHttpSession implements Upstream {
   readonly #tools: ToolHeaderRegistry;
   /** Answers to the proxy's own requests (tools/list for x-mcp-header), by id. */
   readonly #captured = new Map<JsonRpcId, unknown>();
+  /** 2026-07-28 requests whose answer is still coming, by id: cancelling one closes its stream. */
+  readonly #inflight = new Map<JsonRpcId, AbortController>();
   #ownRequests = 0;
   #sessionId: string | undefined;
   #protocolVersion: string | undefined;
@@ -80,6 +85,14 @@ export class StreamableHttpSession implements Upstream {
     await this.#reinit?.catch(() => {});
     // A re-initialization that failed (e.g. sign-in needed) is tried again before anything else.
     if (this.#lost) await this.#reinitialize(undefined);
+    const cancelled = cancelledRequestId(message.value);
+    const inflight = cancelled === undefined ? undefined : this.#inflight.get(cancelled);
+    if (inflight) {
+      // A 2026-07-28 request: there is no notifications/cancelled over HTTP, the stream is closed.
+      this.#opts.logger.debug('cancelled a request by closing its response stream', { id: cancelled });
+      inflight.abort();
+      return;
+    }
     if (await this.#answeredLocally(message)) return;
     await this.#exchange(message);
     // MCP spec "Listening for Messages from the Server": the GET stream, once initialized.
@@ -121,7 +134,7 @@ export class StreamableHttpSession implements Upstream {
       const answer = await errorBodyOf(res);
       if (typeof answer === 'string') throw new LegacyTransportSuspected(res.status);
       this.#connectedOnce = true;
-      this.#deliver(answer.text, message);
+      this.#deliverErrorAnswer(answer, message, res.status);
       return;
     }
     this.#adoptSession(res);
@@ -167,20 +180,32 @@ export class StreamableHttpSession implements Upstream {
 
   async #exchange(message: RawMessage, mayReinitialize = true): Promise<void> {
     const sessionId = this.#sessionId;
-    const res = await this.#post(message, sessionId);
-    if (res.status === 404 && sessionId !== undefined && mayReinitialize) {
-      await discardBody(res);
-      await this.#reinitialize(sessionId);
-      return this.#exchange(message, false);
+    // MCP 2026-07-28 "Cancellation": closing a request's response stream IS its cancellation; the
+    // stdio client's notifications/cancelled is turned into that (see send()).
+    const [id] = requestIds(message.value);
+    const cancel = id !== undefined && isModernProtocolVersion(metaProtocolVersion(message.value)) ? new AbortController() : undefined;
+    if (cancel) this.#inflight.set(id!, cancel);
+    try {
+      const res = await this.#post(message, sessionId, cancel?.signal);
+      if (res.status === 404 && sessionId !== undefined && mayReinitialize) {
+        await discardBody(res);
+        await this.#reinitialize(sessionId);
+        return this.#exchange(message, false);
+      }
+      await this.#consume(res, message);
+    } catch (err) {
+      if (cancel?.signal.aborted) return;
+      throw err;
+    } finally {
+      if (cancel && this.#inflight.get(id!) === cancel) this.#inflight.delete(id!);
     }
-    await this.#consume(res, message);
   }
 
   /**
    * POSTs in the order the client sent them: each waits until the previous one's response headers
    * arrived (the server has it), or briefly for a request whose server answers only when done.
    */
-  async #post(message: RawMessage, sessionId: string | undefined): Promise<Response> {
+  async #post(message: RawMessage, sessionId: string | undefined, cancel?: AbortSignal): Promise<Response> {
     const previous = this.#order;
     let release!: () => void;
     this.#order = new Promise<void>((resolve) => (release = resolve));
@@ -189,7 +214,8 @@ export class StreamableHttpSession implements Upstream {
     try {
       // MCP spec "Sending Messages to the Server": Accept lists both answer forms.
       const headers = this.#headers({ 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, sessionId, message.value);
-      return await this.#opts.fetch(this.#opts.url, { method: 'POST', headers, body: message.text, signal: this.#closed.signal });
+      const signal = cancel ? AbortSignal.any([this.#closed.signal, cancel]) : this.#closed.signal;
+      return await this.#opts.fetch(this.#opts.url, { method: 'POST', headers, body: message.text, signal });
     } finally {
       clearTimeout(timer);
       release();
@@ -215,35 +241,22 @@ export class StreamableHttpSession implements Upstream {
    * (with the call's own `_meta`), so that its `Mcp-Param-*` headers can be sent.
    */
   async #answeredLocally(message: RawMessage): Promise<boolean> {
-    const name = toolCallName(message.value);
-    const [id] = requestIds(message.value);
-    if (name === undefined || id === undefined) return false;
-    let info = this.#tools.lookup(name);
-    if (info.state === 'unknown' && isModernProtocolVersion(metaProtocolVersion(message.value) ?? this.#protocolVersion)) {
-      await this.#learnTools(message.value).catch((err: unknown) => this.#opts.logger.debug('could not list the tools before a call', { error: String(err) }));
-      info = this.#tools.lookup(name);
-    }
-    if (info.state !== 'invalid') return false;
-    this.#opts.onMessage(errorResponse(id, -32602, `The tool ${JSON.stringify(name)} is not available: its x-mcp-header annotations are invalid (${info.reason}), so it was removed from tools/list.`));
-    return true;
+    const modern = isModernProtocolVersion(metaProtocolVersion(message.value) ?? this.#protocolVersion);
+    const refusal = await this.#tools.refusalFor(message.value, modern, (params) => this.#ownRequest('tools/list', params));
+    if (refusal) this.#opts.onMessage(refusal);
+    return refusal !== undefined;
   }
 
-  /** `tools/list`, every page (bounded), answered to the proxy alone; deliver() learns from it. */
-  async #learnTools(call: unknown): Promise<void> {
-    const meta = (call as { params?: { _meta?: unknown } }).params?._meta;
-    let cursor: string | undefined;
-    for (let page = 0; page < 20; page++) {
-      const id = `mcp-oauth-proxy-tools-list-${++this.#ownRequests}`;
-      const params = { ...(meta ? { _meta: meta } : {}), ...(cursor ? { cursor } : {}) };
-      const value = { jsonrpc: '2.0', id, method: 'tools/list', params };
-      const request: RawMessage = { text: JSON.stringify(value), value };
-      const res = await this.#post(request, this.#sessionId);
-      await this.#consume(res, request, id);
-      const result = this.#captured.get(id) as { nextCursor?: unknown } | undefined;
-      this.#captured.delete(id);
-      cursor = typeof result?.nextCursor === 'string' ? result.nextCursor : undefined;
-      if (!cursor) return;
-    }
+  /** One request of the proxy's own, answered to the proxy alone (deliver() still learns from it). */
+  async #ownRequest(method: string, params: Record<string, unknown>): Promise<unknown> {
+    const id = `mcp-oauth-proxy-${method.replace('/', '-')}-${++this.#ownRequests}`;
+    const value = { jsonrpc: '2.0', id, method, params };
+    const request: RawMessage = { text: JSON.stringify(value), value };
+    const res = await this.#post(request, this.#sessionId);
+    await this.#consume(res, request, id);
+    const result = this.#captured.get(id);
+    this.#captured.delete(id);
+    return result;
   }
 
   async #consume(res: Response, message: RawMessage, swallowId?: JsonRpcId): Promise<void> {
@@ -253,11 +266,7 @@ export class StreamableHttpSession implements Upstream {
       // "Server JSON-RPC errors reach the client exactly as sent, whatever the HTTP status".
       const answer = await errorBodyOf(res);
       if (typeof answer === 'string') throw new UpstreamHttpError(res.status, answer);
-      if (responseIds(answer.value).length === 0 && requestIds(message.value).length > 0) {
-        // An error without the request's id (e.g. `id: null`) is still the server's word on it.
-        this.#opts.logger.info('the MCP server refused a request without naming its id', { status: res.status });
-      }
-      this.#deliver(answer.text, message, swallowId);
+      this.#deliverErrorAnswer(answer, message, res.status, swallowId);
       return;
     }
     if (isEventStream(res)) return this.#consumeStream(res, message, swallowId);
@@ -265,6 +274,22 @@ export class StreamableHttpSession implements Upstream {
     if (!text.trim()) return;
     if (!isJson(res)) this.#opts.logger.warn('the MCP server answered with an unexpected content type', { contentType: res.headers.get('content-type') });
     this.#deliver(text, message, swallowId);
+  }
+
+  /**
+   * A JSON-RPC error the server sent with an HTTP error status, to the client as sent. One with
+   * `id: null` (a 2025 server refusing a session-less request, say) is still the server's answer to
+   * this one request: a stdio client can only match it by its id and would otherwise wait forever,
+   * so it goes on with the request's id and nothing else changed.
+   */
+  #deliverErrorAnswer(answer: RawMessage, cause: RawMessage, status: number, swallowId?: JsonRpcId): void {
+    const asked = requestIds(cause.value);
+    if (responseIds(answer.value).length === 0 && asked.length === 1 && !Array.isArray(answer.value)) {
+      this.#opts.logger.info('the MCP server answered a request with an error that names no id', { status });
+      this.#deliver(JSON.stringify({ ...(answer.value as object), id: asked[0] }), cause, swallowId);
+      return;
+    }
+    this.#deliver(answer.text, cause, swallowId);
   }
 
   /** One message (or batch) from the server: to the client, unless it answers our replayed initialize. */
@@ -394,38 +419,3 @@ export class StreamableHttpSession implements Upstream {
   }
 }
 
-/** `params.name` of a tools/call request (not a batch). */
-function toolCallName(value: unknown): string | undefined {
-  const m = value as { method?: unknown; params?: { name?: unknown } } | undefined;
-  return m && !Array.isArray(m) && m.method === 'tools/call' && typeof m.params?.name === 'string' ? m.params.name : undefined;
-}
-
-/** The `result` of the response with this id in a message (not a batch). */
-function resultOf(value: unknown, id: JsonRpcId | undefined): unknown {
-  const m = value as { id?: unknown; result?: unknown } | undefined;
-  return m && !Array.isArray(m) && id !== undefined && m.id === id ? m.result : undefined;
-}
-
-function withResult(message: RawMessage, result: unknown): RawMessage {
-  const value = { ...(message.value as object), result };
-  return { text: JSON.stringify(value), value };
-}
-
-/**
- * The body of an error answer: the JSON-RPC message(s) it holds, as received, or else a short
- * excerpt for the proxy's own error.
- */
-async function errorBodyOf(res: Response): Promise<RawMessage | string> {
-  let text: string;
-  try {
-    text = await res.text();
-  } catch {
-    return '';
-  }
-  const parsed = parseRaw(text);
-  const members = parsed ? (Array.isArray(parsed.value) ? parsed.value : [parsed.value]) : [];
-  const isRpc = members.length > 0 && members.every((m) => m && typeof m === 'object' && (m as { jsonrpc?: unknown }).jsonrpc === '2.0' && ('error' in m || 'result' in m));
-  if (parsed && isRpc) return parsed;
-  const flat = text.replace(/\s+/g, ' ').trim();
-  return flat.length > 200 ? `${flat.slice(0, 200)}…` : flat;
-}

@@ -114,3 +114,20 @@ export function errorResponse(id: JsonRpcId, code: number, message: string, data
   const value = { jsonrpc: '2.0', id, error: { code, message, ...(data ? { data } : {}) } };
   return { text: JSON.stringify(value), value };
 }
+
+/** `params.name` of a tools/call request (not a batch). */
+export function toolCallName(value: unknown): string | undefined {
+  const m = value as { method?: unknown; params?: { name?: unknown } } | undefined;
+  return m && !Array.isArray(m) && m.method === 'tools/call' && typeof m.params?.name === 'string' ? m.params.name : undefined;
+}
+
+/** The `result` of the response with this id in a message (not a batch). */
+export function resultOf(value: unknown, id: JsonRpcId | undefined): unknown {
+  const m = value as { id?: unknown; result?: unknown } | undefined;
+  return m && !Array.isArray(m) && id !== undefined && m.id === id ? m.result : undefined;
+}
+
+export function withResult(message: RawMessage, result: unknown): RawMessage {
+  const value = { ...(message.value as object), result };
+  return { text: JSON.stringify(value), value };
+}

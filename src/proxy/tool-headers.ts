@@ -6,7 +6,8 @@
  * sees and answers calls to them itself.
  */
 import type { Logger } from '../types.ts';
-import { toolParamHeaders, type ParamHeader } from './request-metadata.ts';
+import { toolParamHeaders, type ParamHeader } from '../mcp/request-metadata.ts';
+import { errorResponse, requestIds, toolCallName, type RawMessage } from './messages.ts';
 
 export type ToolHeaderInfo = { state: 'valid'; headers: ParamHeader[] } | { state: 'invalid'; reason: string } | { state: 'unknown' };
 
@@ -22,6 +23,35 @@ export class ToolHeaderRegistry {
     const entry = this.#tools.get(name);
     if (!entry) return { state: 'unknown' };
     return 'invalid' in entry ? { state: 'invalid', reason: entry.invalid } : { state: 'valid', headers: entry.headers };
+  }
+
+  /**
+   * The error the proxy answers a `tools/call` with itself, when its tool was removed from
+   * `tools/list` for invalid annotations; undefined to send the call on. A modern-era call to a tool
+   * not seen yet first lists the tools (every page, bounded, with the call's own `_meta`) through
+   * `list`, so that its `Mcp-Param-*` headers can be sent.
+   */
+  async refusalFor(call: unknown, modern: boolean, list: (params: Record<string, unknown>) => Promise<unknown>): Promise<RawMessage | undefined> {
+    const name = toolCallName(call);
+    const [id] = requestIds(call);
+    if (name === undefined || id === undefined) return undefined;
+    if (this.lookup(name).state === 'unknown' && modern) {
+      const meta = (call as { params?: { _meta?: unknown } }).params?._meta;
+      try {
+        let cursor: string | undefined;
+        for (let page = 0; page < 20; page++) {
+          // The answer passes through learn() on its way (the session's deliver()).
+          const result = (await list({ ...(meta ? { _meta: meta } : {}), ...(cursor ? { cursor } : {}) })) as { nextCursor?: unknown } | undefined;
+          cursor = typeof result?.nextCursor === 'string' ? result.nextCursor : undefined;
+          if (!cursor) break;
+        }
+      } catch (err) {
+        this.#logger.debug('could not list the tools before a call', { error: String(err) });
+      }
+    }
+    const info = this.lookup(name);
+    if (info.state !== 'invalid') return undefined;
+    return errorResponse(id, -32602, `The tool ${JSON.stringify(name)} is not available: its x-mcp-header annotations are invalid (${info.reason}), so it was removed from tools/list.`);
   }
 
   /**

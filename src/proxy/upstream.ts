@@ -3,7 +3,7 @@
  * Streamable HTTP (MCP 2025-03-26 and later) or the older HTTP+SSE transport (2024-11-05).
  */
 import type { FetchLike, Logger } from '../types.ts';
-import type { JsonRpcId, RawMessage } from './messages.ts';
+import { parseRaw, type JsonRpcId, type RawMessage } from './messages.ts';
 import { NodeHttpResponse } from './node-http-response.ts';
 
 export interface Upstream {
@@ -79,4 +79,23 @@ export async function discardBody(res: Response): Promise<void> {
   } catch {
     // already closed
   }
+}
+
+/**
+ * The body of an error answer: the JSON-RPC message(s) it holds, as received, or else a short
+ * excerpt for the proxy's own error.
+ */
+export async function errorBodyOf(res: Response): Promise<RawMessage | string> {
+  let text: string;
+  try {
+    text = await res.text();
+  } catch {
+    return '';
+  }
+  const parsed = parseRaw(text);
+  const members = parsed ? (Array.isArray(parsed.value) ? parsed.value : [parsed.value]) : [];
+  const isRpc = members.length > 0 && members.every((m) => m && typeof m === 'object' && (m as { jsonrpc?: unknown }).jsonrpc === '2.0' && ('error' in m || 'result' in m));
+  if (parsed && isRpc) return parsed;
+  const flat = text.replace(/\s+/g, ' ').trim();
+  return flat.length > 200 ? `${flat.slice(0, 200)}…` : flat;
 }

@@ -16,6 +16,7 @@ export type {
 } from './types.ts';
 export { DISCOVERY_MODES, DISCOVERY_MODE_DESCRIPTIONS, isDiscoveryMode } from './discovery-modes.ts';
 export { SANDBOX_PROVIDERS, isSandboxProvider, type SandboxProvider } from './provider-modes.ts';
+export { SANDBOX_PROTOCOLS, SANDBOX_PROTOCOL_DESCRIPTIONS, isSandboxProtocol, type SandboxProtocol } from './eras.ts';
 
 const DEFAULT_SCOPES = ['mcp:tools', 'mcp:admin', 'offline_access'];
 
@@ -95,6 +96,8 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       activeIssuer: () => active,
       mcpUrl,
       mode: discovery,
+      protocol: opts.protocol ?? 'dual',
+      invalidHeaderToolsInLegacyEra: opts.invalidHeaderToolsInLegacyEra,
       requiredScope,
       scopesSupported: options.scopesSupported,
       state,
@@ -131,6 +134,8 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       setTokenEndpointFault(fault) {
         state.fault = fault && fault.times > 0 ? { ...fault } : undefined;
       },
+      protocol: opts.protocol ?? 'dual',
+      notifyToolsChanged: () => mcp.notifyToolsChanged(),
       dropSessions: () => mcp.dropSessions(),
       async close() {
         await mcp.close();

@@ -1,25 +1,35 @@
-// The sandbox MCP server: a real Streamable HTTP MCP server (SDK 1.x, stateful sessions) behind an
-// OAuth 2.1 resource server check (MCP spec 2025-11-25 "Authorization": RFC 6750 bearer tokens,
-// RFC 9728 protected resource metadata, audience-bound JWT access tokens per RFC 8707/9068).
+// The sandbox MCP server: a real Streamable HTTP MCP server behind an OAuth 2.1 resource server check
+// (MCP spec "Authorization": RFC 6750 bearer tokens, RFC 9728 protected resource metadata,
+// audience-bound JWT access tokens per RFC 8707/9068). Both protocol eras (eras.ts): 2025-11-25 on
+// SDK 1.x stateful sessions, 2026-07-28 on the SDK v2 per-request handler; the OAuth check and the
+// discovery modes stand in front of either.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { createRemoteJWKSet, decodeJwt, jwtVerify } from 'jose';
 import type { JWTPayload } from 'jose';
-import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
-import { ElicitResultSchema, isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
+import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
-import * as z from 'zod';
 import { fingerprint } from '../secrets.ts';
 import {
   audienceFor, calledTool, challengeMetadataUrl, hidesWellKnown, isPublicRequest, listedIssuer, publishedResource, rpcMethodsOf,
   servesResourceMetadata, unsatisfiableScopes, whenStatus, STEP_SCOPES,
 } from './discovery-modes.ts';
+import { createModernEndpoint, eraOf, mcpHeadersOf } from './eras.ts';
+import type { SandboxProtocol } from './eras.ts';
+import { legacyToolsServer } from './legacy-tools.ts';
+import { ADMIN_SCOPE, ALL_TOOL_NAMES, TOOL_NAMES } from './tool-catalog.ts';
+import type { ToolHooks } from './tool-catalog.ts';
 import type { DiscoveryMode, McpLogEntry, SandboxState } from './types.ts';
+
+export { TOOL_NAMES };
 
 export interface McpResourceServer {
   handle(req: IncomingMessage, res: ServerResponse): void;
   dropSessions(): Promise<void>;
+  /** notifications/tools/list_changed to every listener of both eras. */
+  notifyToolsChanged(): void;
   close(): Promise<void>;
 }
 
@@ -28,14 +38,16 @@ export interface McpResourceServerInit {
   activeIssuer: () => string;
   mcpUrl: string;
   mode: DiscoveryMode;
+  /** Which era(s) to speak (eras.ts). */
+  protocol: SandboxProtocol;
+  /** List the invalid x-mcp-header tools to 2025-11-25 sessions too (tool-catalog.ts). */
+  invalidHeaderToolsInLegacyEra?: boolean;
   requiredScope: string;
   scopesSupported: string[];
   state: SandboxState;
   /** Where requests for other paths go: the authorization server when it shares the origin. */
   fallback?: (req: IncomingMessage, res: ServerResponse) => void;
 }
-
-const ADMIN_SCOPE = 'mcp:admin';
 
 function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', ...headers });
@@ -49,86 +61,8 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
   return text ? JSON.parse(text) : undefined;
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(signal.reason);
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal.reason);
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
-}
-
-/** The tools toolsServer() registers (per-tool mode serves metadata at one URL per tool): keep in sync. */
-export const TOOL_NAMES = ['echo', 'whoami', 'admin_echo', 'slow', 'ask', 'big'] as const;
-
-function toolsServer(): McpServer {
-  const server = new McpServer({ name: 'mcp-oauth-sandbox', version: '0.1.0' });
-  const text = (t: string) => ({ content: [{ type: 'text' as const, text: t }] });
-
-  server.registerTool('echo', { description: 'Echo the text back.', inputSchema: { text: z.string() } }, async ({ text: t }) => text(t));
-
-  server.registerTool('whoami', { description: 'The access token seen by the server.' }, async (extra) => {
-    const auth = extra.authInfo;
-    return text(JSON.stringify({
-      sub: auth?.extra?.sub,
-      client_id: auth?.clientId,
-      scope: auth?.scopes.join(' '),
-      exp: auth?.expiresAt,
-    }));
-  });
-
-  // Gated by the HTTP layer (403 insufficient_scope) before it reaches here.
-  server.registerTool('admin_echo', { description: `Echo, requires ${ADMIN_SCOPE}.`, inputSchema: { text: z.string() } }, async ({ text: t }) => text(`admin: ${t}`));
-
-  server.registerTool('slow', {
-    description: 'Wait ms milliseconds, reporting progress; honours cancellation.',
-    inputSchema: { ms: z.number().int().min(0).max(600_000) },
-  }, async ({ ms }, extra) => {
-    const steps = 10;
-    const progressToken = extra._meta?.progressToken;
-    for (let i = 1; i <= steps; i++) {
-      await sleep(ms / steps, extra.signal);
-      if (progressToken !== undefined) {
-        await extra.sendNotification({ method: 'notifications/progress', params: { progressToken, progress: i, total: steps } });
-      }
-    }
-    return text(`slept ${ms} ms`);
-  });
-
-  server.registerTool('ask', {
-    description: 'Ask the client a question (elicitation/create) and return its answer.',
-    inputSchema: { question: z.string().optional() },
-  }, async ({ question }, extra) => {
-    const answer = await extra.sendRequest({
-      method: 'elicitation/create',
-      params: {
-        mode: 'form',
-        message: question ?? 'What is your favourite colour?',
-        requestedSchema: { type: 'object', properties: { answer: { type: 'string' } }, required: ['answer'] },
-      },
-    }, ElicitResultSchema);
-    return text(JSON.stringify(answer));
-  });
-
-  server.registerTool('big', {
-    description: 'Return a text of kb kilobytes.',
-    inputSchema: { kb: z.number().int().min(0).max(100_000) },
-  }, async ({ kb }) => {
-    const line = 'mcp-oauth sandbox big payload 0123456789abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRST\n'; // 86 bytes
-    const size = kb * 1024;
-    return text(line.repeat(Math.ceil(size / line.length)).slice(0, size));
-  });
-  return server;
-}
-
 export function createMcpResourceServer(init: McpResourceServerInit): McpResourceServer {
-  const { activeIssuer, mcpUrl, mode, requiredScope, scopesSupported, state } = init;
+  const { activeIssuer, mcpUrl, mode, protocol, requiredScope, scopesSupported, state } = init;
   const mcpPath = new URL(mcpUrl).pathname;
   const origin = new URL(mcpUrl).origin;
   // RFC 8707 / RFC 9068: the audience of the access tokens (the MCP URL, or the origin when the
@@ -141,6 +75,27 @@ export function createMcpResourceServer(init: McpResourceServerInit): McpResourc
     return jwks;
   };
   const sessions = new Map<string, { transport: StreamableHTTPServerTransport; server: McpServer }>();
+  const modern = createModernEndpoint(mcpUrl);
+  // 2025-era tool calls reach their log entry through (session, JSON-RPC id), registered while
+  // the POST that carries them is being answered.
+  const legacyEntries = new Map<string, McpLogEntry>();
+  const legacyKey = (sessionId: string | undefined, id: unknown) => `${sessionId ?? ''}\u0000${String(id)}`;
+
+  function notifyToolsChanged(): void {
+    modern.notifyToolsChanged();
+    // 2025-11-25: on each session's standalone GET stream (dropped by the SDK when none is open).
+    for (const { server } of sessions.values()) server.sendToolListChanged();
+  }
+
+  function toolHooks(entry: McpLogEntry | undefined): ToolHooks {
+    return {
+      called(tool) {
+        state.counters.toolCalls[tool] = (state.counters.toolCalls[tool] ?? 0) + 1;
+        if (entry) entry.reachedTool = tool;
+      },
+      notifyToolsChanged,
+    };
+  }
 
   // RFC 9728 §2: `resource` is the MCP server's canonical URI; `authorization_servers` the issuer.
   const protectedResourceMetadata = () => ({
@@ -206,7 +161,7 @@ export function createMcpResourceServer(init: McpResourceServerInit): McpResourc
     return messages.some((m) => m && typeof m === 'object' && (m as any).method === 'tools/call' && (m as any).params?.name === 'admin_echo');
   }
 
-  function logRequest(req: IncomingMessage, res: ServerResponse, body: unknown): void {
+  function logRequest(req: IncomingMessage, res: ServerResponse, body: unknown): McpLogEntry {
     const token = /^Bearer +(\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
     let tokenIssuer: string | undefined;
     try {
@@ -221,9 +176,11 @@ export function createMcpResourceServer(init: McpResourceServerInit): McpResourc
       ...(tokenIssuer ? { tokenIssuer } : {}),
       ...(token ? { tokenFingerprint: fingerprint(token) } : {}),
       status: 0,
+      mcpHeaders: mcpHeadersOf(req),
     };
     state.counters.mcpLog.push(entry);
     whenStatus(res, (status) => (entry.status = status));
+    return entry;
   }
 
   async function handleMcp(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -235,11 +192,12 @@ export function createMcpResourceServer(init: McpResourceServerInit): McpResourc
       logRequest(req, res, undefined);
       return sendJson(res, 400, { jsonrpc: '2.0', error: { code: -32700, message: 'Parse error' }, id: null });
     }
-    logRequest(req, res, body);
+    const entry = logRequest(req, res, body);
     // per-tool (Google's hosted servers) answers everything but tools/call without a token, and
     // ignores one sent there; no-oauth never asks for one.
+    let auth: AuthInfo | undefined;
     if (!isPublicRequest(mode, req.method ?? 'GET', body)) {
-      const auth = await authenticate(req, res, body);
+      auth = await authenticate(req, res, body);
       if (!auth) return;
       (req as IncomingMessage & { auth?: AuthInfo }).auth = auth;
       if (needsAdmin(body) && !auth.scopes.includes(ADMIN_SCOPE)) {
@@ -250,17 +208,27 @@ export function createMcpResourceServer(init: McpResourceServerInit): McpResourc
       }
     }
 
+    entry.era = await eraOf(protocol, req, body);
+    if (entry.era === 'modern') return modern.serve(req, res, body, auth, toolHooks(entry));
+
     const sessionId = req.headers['mcp-session-id'];
     if (typeof sessionId === 'string') {
       const session = sessions.get(sessionId);
       // MCP spec "Session Management": unknown/expired session → 404, the client re-initializes.
       if (!session) return sendJson(res, 404, { jsonrpc: '2.0', error: { code: -32001, message: 'Session not found' }, id: null });
+      const keys = (Array.isArray(body) ? body : [body])
+        .filter((m) => m && typeof m === 'object' && 'method' in m && 'id' in m)
+        .map((m) => legacyKey(sessionId, (m as { id: unknown }).id));
+      for (const key of keys) legacyEntries.set(key, entry);
+      res.once('close', () => keys.forEach((key) => legacyEntries.delete(key)));
       return session.transport.handleRequest(req, res, body);
     }
     if (req.method !== 'POST' || !isInitializeRequest(body)) {
       return sendJson(res, 400, { jsonrpc: '2.0', error: { code: -32000, message: 'Bad Request: no valid session ID' }, id: null });
     }
-    const server = toolsServer();
+    const server = legacyToolsServer((extra) => toolHooks(legacyEntries.get(legacyKey(extra.sessionId, extra.requestId))), {
+      invalidHeaderTools: Boolean(init.invalidHeaderToolsInLegacyEra),
+    });
     const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
       onsessioninitialized: (id) => {
@@ -283,7 +251,7 @@ export function createMcpResourceServer(init: McpResourceServerInit): McpResourc
   return {
     handle(req, res) {
       const { pathname } = new URL(req.url ?? '/', origin);
-      if (req.method === 'GET' && servesResourceMetadata(mode, mcpPath, pathname, TOOL_NAMES)) {
+      if (req.method === 'GET' && servesResourceMetadata(mode, mcpPath, pathname, ALL_TOOL_NAMES)) {
         return sendJson(res, 200, protectedResourceMetadata(), { 'access-control-allow-origin': '*' });
       }
       if (pathname === mcpPath) {
@@ -297,6 +265,10 @@ export function createMcpResourceServer(init: McpResourceServerInit): McpResourc
       sendJson(res, 404, { error: 'not_found' });
     },
     dropSessions,
-    close: dropSessions,
+    notifyToolsChanged,
+    async close() {
+      await modern.close();
+      await dropSessions();
+    },
   };
 }

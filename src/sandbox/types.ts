@@ -1,5 +1,6 @@
 // Public types of the sandbox (re-exported by ./index.ts).
 import type { SandboxProvider } from './provider-modes.ts';
+import type { Era, SandboxProtocol } from './eras.ts';
 
 /** How clients discover the authorization server: see discovery-modes.ts. */
 export type DiscoveryMode =
@@ -47,6 +48,11 @@ export interface SandboxOptions {
   deviceFlow?: boolean;
   /** The `interval` in device authorization responses (default: none is sent, so clients poll every 5 s). */
   deviceIntervalSeconds?: number;
+  /** Which MCP protocol era(s) the MCP server speaks (src/sandbox/eras.ts). Default 'dual'. */
+  protocol?: SandboxProtocol;
+  /** The tools with invalid x-mcp-header annotations (bad_*) are listed in the 2026-07-28 era; this
+   * lists them to 2025-11-25 sessions too. Default false. */
+  invalidHeaderToolsInLegacyEra?: boolean;
 }
 
 export interface TokenRequestLogEntry {
@@ -78,6 +84,8 @@ export interface SandboxCounters {
   /** Device grant (RFC 8628): device authorizations issued, and device-code token requests by
    * outcome (`authorization_pending`, `slow_down`, `access_denied`, `expired_token`, `tokens`, …). */
   deviceFlow: { authorizations: number; polls: Record<string, number> };
+  /** Tool handler runs by tool name, both eras (a tool absent here was never called). */
+  toolCalls: Record<string, number>;
 }
 
 export interface McpLogEntry {
@@ -93,6 +101,14 @@ export interface McpLogEntry {
   tokenFingerprint?: string;
   /** The HTTP status of the answer (0 until the head is written). */
   status: number;
+  /** SEP-2243 headers as received, by lower-case name: `mcp-protocol-version`, `mcp-method`,
+   * `mcp-name` and every `mcp-param-*` (values as the server read them; absent = not sent). */
+  mcpHeaders: Record<string, string>;
+  /** The era that served it: 'modern' (2026-07-28, SDK v2) or 'legacy' (2025-11-25 sessions, SDK
+   * 1.x); absent when answered before that (401/403, parse error). */
+  era?: Era;
+  /** The tool whose handler ran for this request, if one did (a rejected call has none). */
+  reachedTool?: string;
 }
 
 export interface IssuerCounters {
@@ -136,6 +152,11 @@ export interface Sandbox {
   resetCounters(): void;
   revokeAllGrants(): Promise<void>;
   setTokenEndpointFault(fault: TokenEndpointFault | undefined): void;
+  /** The protocol era(s) the MCP server speaks. */
+  protocol: SandboxProtocol;
+  /** notifications/tools/list_changed to every listener: open 2026-07-28 `subscriptions/listen`
+   * streams and the GET streams of 2025-11-25 sessions (the `notify` tool does the same). */
+  notifyToolsChanged(): void;
   /** Forget every MCP session: the next request with an old Mcp-Session-Id gets 404. */
   dropSessions(): Promise<void>;
   close(): Promise<void>;
@@ -156,6 +177,7 @@ export function emptyCounters(): SandboxCounters {
     metadataRequests: [],
     issuers: {},
     deviceFlow: { authorizations: 0, polls: {} },
+    toolCalls: {},
   };
 }
 

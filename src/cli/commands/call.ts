@@ -29,6 +29,10 @@ export async function run(ctx: CliContext, argv: string[]): Promise<number> {
   const { server, fetch } = await mcpFetchFor(ctx, target, { interactive: true, noBrowser: Boolean(args.values['no-browser']) });
   const conn = await connectMcp({ url: server.url, fetch });
   try {
+    // MCP 2026-07-28 "Custom Headers from Tool Parameters": the call must mirror the parameters its
+    // tool marks with x-mcp-header into Mcp-Param-* headers, and the SDK knows them only from
+    // tools/list. One list first spares a strict server's HeaderMismatch and the retry it asks for.
+    if (conn.era === 'modern') await conn.client.listTools(undefined, conn.requestOptions);
     const result = await conn.client.callTool({ name: tool, arguments: toolArgs }, conn.requestOptions);
     if (ctx.json) {
       printJson(ctx, result);

@@ -149,19 +149,32 @@ export async function run(ctx: CliContext, argv: string[]): Promise<number> {
   }
 
   if (credential && !credential.needsSignIn) {
-    const conn = await record('initialize', async () => {
+    // The step's name says what the era does: server/discover (2026-07-28) or initialize (2025).
+    const conn = await record('connect (server/discover or initialize)', async () => {
       const c = await connectMcp({ url: server.url, fetch: session.fetch });
-      return { value: c, detail: `${c.serverInfo?.name ?? 'server'} ${c.serverInfo?.version ?? ''}, protocol ${c.protocolVersion ?? 'unknown'}` };
+      const era = c.era === 'modern' ? 'stateless era: per-request _meta, no session' : 'initialize era: session';
+      return {
+        value: c,
+        detail: `${c.serverInfo?.name ?? 'server'} ${c.serverInfo?.version ?? ''}, protocol ${c.protocolVersion ?? 'unknown'} (${era})`,
+        data: { protocol_version: c.protocolVersion ?? null, era: c.era },
+      };
     });
     if (conn) {
       await record('tools/list', async () => {
-        const { tools } = await conn.client.listTools();
-        return { value: tools.length, detail: `${tools.length} tools (${tools.slice(0, 5).map((t) => t.name).join(', ')}${tools.length > 5 ? ', …' : ''})` };
+        const { tools } = await conn.client.listTools(undefined, conn.requestOptions);
+        // SEP-2243: what a gateway in between sees of this request (never the Authorization header).
+        const headers = conn.lastRequestHeaders();
+        const shown = Object.entries(headers).map(([k, v]) => `${k}: ${v}`).join(', ');
+        return {
+          value: tools.length,
+          detail: `${tools.length} tools (${tools.slice(0, 5).map((t) => t.name).join(', ')}${tools.length > 5 ? ', …' : ''}); headers sent: ${shown || '(none)'}`,
+          data: { tools: tools.length, headers_sent: headers },
+        };
       });
       await conn.close();
-    } else skip('tools/list', 'initialize failed');
+    } else skip('tools/list', 'connecting failed');
   } else {
-    skip('initialize', 'needs a sign-in first');
+    skip('connect (server/discover or initialize)', 'needs a sign-in first');
     skip('tools/list', 'needs a sign-in first');
   }
 

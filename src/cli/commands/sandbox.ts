@@ -4,7 +4,7 @@ import { McpOAuthError } from '../../errors.ts';
 import { printJson } from '../output.ts';
 
 const USAGE =
-  'mcp-oauth sandbox [--access-ttl SECONDS] [--refresh-ttl SECONDS] [--no-rotate] [--provider NAME [--client-secret-env VAR]] [--google (= --provider google)] [--login-pages] [--port N] [--mcp-port N] [--discovery MODE] [--second-issuer] [--json]';
+  'mcp-oauth sandbox [--access-ttl SECONDS] [--refresh-ttl SECONDS] [--no-rotate] [--provider NAME [--client-secret-env VAR]] [--google (= --provider google)] [--login-pages] [--port N] [--mcp-port N] [--discovery MODE] [--protocol dual|2026-07-28|2025-11-25] [--second-issuer] [--json]';
 
 function seconds(value: unknown, flag: string): number | undefined {
   if (value === undefined) return undefined;
@@ -14,7 +14,7 @@ function seconds(value: unknown, flag: string): number | undefined {
 }
 
 /** Runs until Ctrl-C. On stdin: `revoke` revokes every grant, `counters` prints the counters,
- * `drop-sessions` makes the MCP server forget its sessions. */
+ * `drop-sessions` makes the MCP server forget its sessions, `notify` sends tools/list_changed. */
 export async function run(ctx: CliContext, argv: string[]): Promise<number> {
   const args = parse(
     ctx,
@@ -31,6 +31,7 @@ export async function run(ctx: CliContext, argv: string[]): Promise<number> {
       port: { type: 'string' },
       'mcp-port': { type: 'string' },
       discovery: { type: 'string' },
+      protocol: { type: 'string' },
       'second-issuer': { type: 'boolean' },
     },
     USAGE,
@@ -42,7 +43,7 @@ export async function run(ctx: CliContext, argv: string[]): Promise<number> {
   if (secretEnv && !ctx.env[secretEnv]) {
     throw new McpOAuthError('usage', `${secretFlag} names $${secretEnv}, which is not set`, { hint: `export ${secretEnv}=some-secret` });
   }
-  const { startSandbox, isDiscoveryMode, DISCOVERY_MODES, isSandboxProvider, SANDBOX_PROVIDERS } = await import('../../sandbox/index.ts');
+  const { startSandbox, isDiscoveryMode, DISCOVERY_MODES, isSandboxProvider, SANDBOX_PROVIDERS, isSandboxProtocol, SANDBOX_PROTOCOLS } = await import('../../sandbox/index.ts');
   // --google is kept as an alias of --provider google.
   const provider = (v.provider as string | undefined) ?? (v.google ? 'google' : undefined);
   if (provider !== undefined && !isSandboxProvider(provider)) {
@@ -51,6 +52,11 @@ export async function run(ctx: CliContext, argv: string[]): Promise<number> {
   const discovery = v.discovery as string | undefined;
   if (discovery !== undefined && !isDiscoveryMode(discovery)) {
     throw new McpOAuthError('usage', `--discovery takes one of ${DISCOVERY_MODES.join(', ')}; got "${discovery}"`, { hint: `usage: ${USAGE}` });
+  }
+  // Which MCP era(s) the MCP server speaks (src/sandbox/eras.ts); default both.
+  const protocol = v.protocol as string | undefined;
+  if (protocol !== undefined && !isSandboxProtocol(protocol)) {
+    throw new McpOAuthError('usage', `--protocol takes one of ${SANDBOX_PROTOCOLS.join(', ')}; got "${protocol}"`, { hint: `usage: ${USAGE}` });
   }
   const sandbox = await startSandbox({
     accessTokenTtlSeconds: seconds(v['access-ttl'], '--access-ttl'),
@@ -62,11 +68,12 @@ export async function run(ctx: CliContext, argv: string[]): Promise<number> {
     port: v.port === undefined ? undefined : Number(v.port),
     mcpPort: v['mcp-port'] === undefined ? undefined : Number(v['mcp-port']),
     discovery,
+    protocol,
     secondIssuer: Boolean(v['second-issuer']),
   });
   if (ctx.json) {
     printJson(ctx, {
-      issuer: sandbox.issuer, mcp_url: sandbox.mcpUrl, google_client_id: sandbox.googleClient?.clientId, discovery: sandbox.discovery, second_issuer: sandbox.secondIssuer,
+      issuer: sandbox.issuer, mcp_url: sandbox.mcpUrl, google_client_id: sandbox.googleClient?.clientId, discovery: sandbox.discovery, protocol: sandbox.protocol, second_issuer: sandbox.secondIssuer,
       provider: sandbox.provider, client_id: sandbox.preregisteredClient?.clientId,
     });
   } else {
@@ -74,6 +81,7 @@ export async function run(ctx: CliContext, argv: string[]): Promise<number> {
     ctx.out(`  authorization server  ${sandbox.issuer}`);
     ctx.out(`  MCP server            ${sandbox.mcpUrl}`);
     if (sandbox.discovery !== 'standard') ctx.out(`  discovery mode        ${sandbox.discovery}`);
+    if (sandbox.protocol !== 'dual') ctx.out(`  protocol              ${sandbox.protocol} only`);
     if (sandbox.secondIssuer) ctx.out(`  second authorization server ${sandbox.secondIssuer} ("switch-as" moves the MCP server to it)`);
     if (sandbox.googleClient) {
       ctx.out(`  Google mode: pre-registered client_id ${sandbox.googleClient.clientId}`);
@@ -93,7 +101,7 @@ export async function run(ctx: CliContext, argv: string[]): Promise<number> {
         ctx.out(`  mcp-oauth add ${sandbox.provider}-sandbox ${sandbox.mcpUrl} --provider ${sandbox.provider}`);
       }
     }
-    ctx.out(`Type "revoke", "counters" or "drop-sessions" here; Ctrl-C to stop.`);
+    ctx.out(`Type "revoke", "counters", "drop-sessions" or "notify" here; Ctrl-C to stop.`);
     ctx.out(`Next, in another terminal: mcp-oauth login ${sandbox.mcpUrl}`);
   }
   const rl = createInterface({ input: ctx.stdin });
@@ -104,10 +112,13 @@ export async function run(ctx: CliContext, argv: string[]): Promise<number> {
       ctx.note('every grant revoked');
     } else if (cmd === 'counters') ctx.out(JSON.stringify(sandbox.counters));
     else if (cmd === 'switch-as' && sandbox.secondIssuer) ctx.note(`the MCP server now uses ${sandbox.switchAuthorizationServer()}`);
-    else if (cmd === 'drop-sessions') {
+    else if (cmd === 'notify') {
+      sandbox.notifyToolsChanged();
+      ctx.note('notifications/tools/list_changed sent to every listener');
+    } else if (cmd === 'drop-sessions') {
       (sandbox as { dropSessions?: () => void }).dropSessions?.();
       ctx.note('sessions dropped');
-    } else if (cmd) ctx.note(`unknown: ${cmd} (revoke | counters | drop-sessions)`);
+    } else if (cmd) ctx.note(`unknown: ${cmd} (revoke | counters | drop-sessions | notify)`);
   });
   await new Promise<void>((resolve) => {
     const stop = () => resolve();

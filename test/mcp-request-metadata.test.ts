@@ -1,7 +1,7 @@
 /** SEP-2243 request metadata headers (MCP 2026-07-28 "Streamable HTTP: Request Metadata"), pure. */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { decodeHeaderValue, encodeHeaderValue, metaProtocolVersion, requestMetadataHeaders, toolParamHeaders } from '../src/proxy/request-metadata.ts';
+import { decodeHeaderValue, encodeHeaderValue, metaProtocolVersion, requestMetadataHeaders, toolParamHeaders } from '../src/mcp/request-metadata.ts';
 
 describe('encodeHeaderValue', () => {
   it('passes plain ASCII and Base64-encodes what is not safe, as the spec examples show', () => {

@@ -150,3 +150,21 @@ export function metaProtocolVersion(message: unknown): string | undefined {
   const v = params?._meta?.[PROTOCOL_VERSION_META];
   return typeof v === 'string' ? v : undefined;
 }
+
+/**
+ * The request metadata headers for a raw JSON-RPC body (the library's authenticated fetch), when
+ * it is a 2026-07-28 request: a caller that hand-writes the body gets the headers a strict server
+ * requires. Anything else (another era, not JSON-RPC) gets none. Cheap for the common case: bodies
+ * without the protocol-version `_meta` key are not parsed.
+ */
+export function headersForRawBody(text: string): Record<string, string> {
+  if (!text.includes(PROTOCOL_VERSION_META)) return {};
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return {};
+  }
+  const version = metaProtocolVersion(value);
+  return isModernProtocolVersion(version) ? requestMetadataHeaders(value, version) : {};
+}
