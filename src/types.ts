@@ -85,6 +85,11 @@ export interface Credential {
    * same key. `thumbprint` is the RFC 7638 JWK thumbprint (what `cnf.jkt` names).
    */
   dpop?: { privateJwk: Record<string, unknown>; thumbprint: string };
+  /**
+   * The enterprise IdP's credential only (src/signin/enterprise.ts, SEP-990): the user's OIDC ID
+   * token, exchanged for ID-JAGs (RFC 8693). A secret like the tokens: never logged, `fingerprint()` only.
+   */
+  idToken?: string;
 }
 
 /** A token endpoint response, parsed and validated (RFC 6749 §5.1). */

@@ -369,7 +369,7 @@ describe('createNodeHttpFetch', () => {
 
   test('under the authenticated fetch: exactly one Authorization, whatever form the headers take', async () => {
     server.routes.set('/mcp', (_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{}'));
-    const manager = { serverName: 'test', tokenForRequest: async () => 'the-token', signIns: 0 } as unknown as TokenManager;
+    const manager = { serverName: 'test', tokenForRequest: async () => 'the-token', dpopKeyFor: () => undefined, signIns: 0 } as unknown as TokenManager;
     const authFetch = createAuthenticatedFetch(manager, { fetch, allowedOrigin: new URL(server.url).origin });
     const forms: HeadersInit[] = [
       { Authorization: 'Basic old', 'content-type': 'application/json' },

@@ -35,6 +35,11 @@ export interface ServerState {
   resource_indicator?: string;
   /** The authorization server this server moved away from (MCP 2026-07-28 "Authorization Server Binding"). */
   migrated_from?: { issuer: string; at: string };
+  /** How the tokens are obtained (authorization_code, client_credentials, jwt_bearer, enterprise). */
+  grant?: string;
+  /** RFC 9449: the JWK thumbprint of the credential's DPoP key, and whether its tokens are bound to it. */
+  dpop_key_thumbprint?: string;
+  dpop_bound?: boolean;
 }
 
 /** Warn this long before the refresh token expires (or at a quarter of its lifetime, if sooner
@@ -60,8 +65,10 @@ export function describeServer(server: ServerConfig, credential: Credential | un
   return {
     ...base,
     auth_status: 'oauth',
+    // A grant that needs nobody (client credentials, JWT bearer, enterprise) is simply run again.
     needs_sign_in: Boolean(credential.needsSignIn) || (
-      credential.expiresAt !== undefined && credential.expiresAt <= now
+      (credential.grant === undefined || credential.grant === 'authorization_code')
+      && credential.expiresAt !== undefined && credential.expiresAt <= now
       && (!credential.refreshToken || (credential.refreshTokenExpiresAt !== undefined && credential.refreshTokenExpiresAt <= now))
     ),
     ...(credential.needsSignIn ? { needs_sign_in_reason: credential.needsSignIn.reason } : {}),
@@ -81,5 +88,7 @@ export function describeServer(server: ServerConfig, credential: Credential | un
     obtained_at: new Date(credential.obtainedAt).toISOString(),
     ...(credential.resourceIndicator ? { resource_indicator: credential.resourceIndicator } : {}),
     ...(credential.migratedFrom ? { migrated_from: { issuer: credential.migratedFrom.issuer, at: new Date(credential.migratedFrom.at).toISOString() } } : {}),
+    ...(credential.grant ? { grant: credential.grant } : {}),
+    ...(credential.dpop ? { dpop_key_thumbprint: credential.dpop.thumbprint, dpop_bound: credential.tokenType.toLowerCase() === 'dpop' } : {}),
   };
 }

@@ -9,6 +9,7 @@ import type { Credential, CredentialStore, FetchLike, Logger, ServerConfig } fro
 import { silentLogger } from '../types.ts';
 import { canonicalResourceUri } from '../oauth/canonical.ts';
 import { httpTimeoutFrom, withTimeout } from '../oauth/http.ts';
+import { configuresMachineGrant } from '../oauth/grant-choice.ts';
 import type { BearerChallenge } from '../oauth/www-authenticate.ts';
 
 export interface OAuthSessionOptions {
@@ -50,7 +51,27 @@ export function createOAuthSession(opts: OAuthSessionOptions): OAuthSession {
   const logger = opts.logger ?? silentLogger;
   const interactive = opts.interactive;
 
+  // Client credentials, a workload's JWT, an enterprise IdP: tokens without a browser, so even a
+  // non-interactive session (the proxy, `token`) can obtain and renew them itself.
+  const machine = configuresMachineGrant(opts.server.oauth);
+  const machineGrant = async (request: Partial<SignInRequest>, persist: boolean, previous?: Credential): Promise<Credential> => {
+    const { machineSignIn } = await import('../signin/machine.ts');
+    return machineSignIn({
+      server: opts.server,
+      store: opts.store,
+      fetch: oauthFetch,
+      env,
+      logger,
+      challenge: request.challenge,
+      scopes: request.scopes,
+      previous: previous ?? request.previous,
+      interactive: interactive || false,
+      persist,
+    });
+  };
+
   const doSignIn = async (request: Partial<SignInRequest>): Promise<Credential> => {
+    if (machine) return machineGrant(request, true);
     if (!interactive) throw new Error('unreachable: sign-in without interactive options');
     // Loaded on demand: most runs never sign in, and the proxy's start-up should not pay for it.
     const { signIn } = await import('../signin/flow.ts');
@@ -75,7 +96,8 @@ export function createOAuthSession(opts: OAuthSessionOptions): OAuthSession {
     env,
     logger,
     refreshMarginMs: opts.refreshMarginMs,
-    signIn: interactive ? (request) => doSignIn(request) : undefined,
+    signIn: interactive || machine ? (request) => doSignIn(request) : undefined,
+    regrant: (current) => machineGrant({}, false, current),
     authorizationServers: (challenge) => authorizationServersOf(opts.server, oauthFetch, challenge),
     onEvent: opts.onEvent,
   });

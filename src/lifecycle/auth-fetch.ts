@@ -58,8 +58,8 @@ function isHeaders(headers: HeadersInit): headers is Headers {
  * one set of credentials (RFC 6750 §2). A plain record or pairs stay plain (no undici `Headers`
  * per request); a `Headers` object stays one.
  */
-function headersWithBearer(headers: HeadersInit | undefined, token: string): HeadersInit {
-  const authorization = `Bearer ${token}`;
+function headersWithBearer(headers: HeadersInit | undefined, token: string, scheme = 'Bearer'): HeadersInit {
+  const authorization = `${scheme} ${token}`;
   if (headers === undefined) return { authorization };
   if (Array.isArray(headers)) return [...headers.filter(([name]) => name.toLowerCase() !== 'authorization'), ['authorization', authorization]];
   if (isHeaders(headers)) {
@@ -120,6 +120,8 @@ export function createAuthenticatedFetch(
   const maxAuthorizations = opts.maxAuthorizations ?? DEFAULT_MAX_AUTHORIZATIONS;
   const logger = opts.logger ?? silentLogger;
   let checkedUrl: string | undefined;
+  /** RFC 9449 §9: the latest `DPoP-Nonce` each resource server gave us, sent with the next proof. */
+  const dpopNonces = new Map<string, string>();
 
   return async (input, init) => {
     // RFC 6750 §5.3 / RFC 9700 §4.10: a bearer token is only ever presented to the resource server
@@ -141,7 +143,24 @@ export function createAuthenticatedFetch(
     // (The proxy sets them itself: its bodies are not parsed a second time.)
     const metadata = typeof body === 'string' && !hasHeader(init?.headers, 'mcp-method') ? headersForRawBody(body) : {};
     let token = await manager.tokenForRequest();
-    let res = await opts.fetch(input, withBearer(init, body, token, metadata));
+    // RFC 9449 §7: a DPoP-bound token goes as `Authorization: DPoP …` with a fresh proof (htm, htu,
+    // ath, and the server's current nonce) on every request, made with the credential's key.
+    const url = typeof input === 'string' || input instanceof URL ? String(input) : (input as Request).url;
+    const method = (init?.method ?? 'GET').toUpperCase();
+    const send = async (): Promise<Response> => {
+      const key = token === undefined ? undefined : manager.dpopKeyFor(token);
+      if (!key || token === undefined) return opts.fetch(input, withBearer(init, body, token, metadata));
+      const dpop = await import('../oauth/dpop.ts');
+      const origin = new URL(url).origin;
+      const proof = await dpop.createDpopProof({ privateJwk: key, htm: method, htu: url, accessToken: token, nonce: dpopNonces.get(origin), now: Date.now() });
+      const headers = headersWithDefaults(headersWithBearer(headersWithDefaults(init?.headers, metadata), token, 'DPoP'), { dpop: proof });
+      const res = await opts.fetch(input, { ...withBearer(init, body, undefined), headers });
+      const nonce = dpop.dpopNonceFrom(res);
+      if (nonce) dpopNonces.set(origin, nonce);
+      return res;
+    };
+    let res = await send();
+    let nonceRetries = 0;
     let refreshed = false;
     let authorizations = 0;
     /** Runs a lifecycle step and counts the sign-ins it started (joined ones count: the user saw them). */
@@ -155,6 +174,19 @@ export function createAuthenticatedFetch(
     };
 
     for (;;) {
+      // RFC 9449 §9: the resource server wants a proof with its nonce; not a token problem. Capped.
+      if (res.status === 401 && token !== undefined && manager.dpopKeyFor(token) && /error="?use_dpop_nonce/.test(res.headers.get('www-authenticate') ?? '')) {
+        await discard(res);
+        if (nonceRetries >= 2) {
+          throw new McpOAuthError('dpop_error', `${manager.serverName} kept refusing the DPoP proof with use_dpop_nonce: a nonce loop.`, {
+            hint: `report it to the server operator, or set dpop = "off" in [mcp_servers.${manager.serverName}.oauth] if the server allows bearer tokens`,
+            status: 401,
+          });
+        }
+        nonceRetries += 1;
+        res = await send();
+        continue;
+      }
       if (res.status === 401) {
         const challenge = parseBearerChallenge(res.headers.get('www-authenticate'));
         await discard(res);
@@ -172,7 +204,7 @@ export function createAuthenticatedFetch(
         logger.debug(token === undefined ? '401 from the MCP server; signing in' : '401 from the MCP server; refreshing and retrying once', { server: manager.serverName, error: challenge?.error });
         const sent = token;
         token = await counting(() => manager.afterUnauthorized(sent, challenge));
-        res = await opts.fetch(input, withBearer(init, body, token, metadata));
+        res = await send();
         continue;
       }
       if (res.status === 403) {
@@ -182,7 +214,7 @@ export function createAuthenticatedFetch(
           if (authorizations >= maxAuthorizations) throw tooManyAuthorizations(manager.serverName, challenge, authorizations);
           logger.info('the MCP server needs more scopes; signing in again', { server: manager.serverName, scopes: challenge.scope });
           token = await counting(() => manager.afterInsufficientScope(challenge));
-          res = await opts.fetch(input, withBearer(init, body, token, metadata));
+          res = await send();
           continue;
         }
       }

@@ -58,6 +58,12 @@ export interface TokenManagerOptions {
    * it cannot be told (no metadata, a network error): then nothing is concluded.
    */
   authorizationServers?: (challenge?: BearerChallenge) => Promise<string[] | undefined>;
+  /**
+   * Runs a non-interactive grant again (client credentials, JWT bearer, enterprise): how a
+   * credential without a refresh token but with such a grant is renewed. Returns the new
+   * credential without storing it (the manager stores it inside its lock).
+   */
+  regrant?: (current: Credential) => Promise<Credential>;
   /** `attempts` = retries after the first failed try (default 3). */
   retry?: { attempts?: number; baseDelayMs?: number; maxDelayMs?: number; sleep?: (ms: number) => Promise<void> };
   onEvent?: (e: LifecycleEvent) => void;
@@ -134,6 +140,17 @@ export class TokenManager {
     }
   }
 
+  /** The DPoP key `token` is bound to (RFC 9449), when it is the current credential's DPoP token. */
+  dpopKeyFor(token: string): Record<string, unknown> | undefined {
+    const c = this.#cached;
+    return c?.accessToken === token && c.dpop && c.tokenType.toLowerCase() === 'dpop' ? c.dpop.privateJwk : undefined;
+  }
+
+  /** A credential renewed by running its grant again (no refresh token needed). */
+  #renewable(c: Credential): boolean {
+    return c.grant !== undefined && c.grant !== 'authorization_code' && this.#opts.regrant !== undefined;
+  }
+
   /** How many interactive sign-ins this manager has started (auth-fetch caps them per operation). */
   get signIns(): number {
     return this.#signIns;
@@ -157,7 +174,7 @@ export class TokenManager {
     if (current.needsSignIn) return signIn({ reason: 'grant_gone', previous: current }, current.needsSignIn.reason);
     const now = this.#clock();
     if (!isStale(current, now, this.#marginMs)) return current;
-    if (!current.refreshToken) {
+    if (!current.refreshToken && !this.#renewable(current)) {
       // Nothing to refresh with: use the token while it lasts, then a sign-in is the only way.
       if (stillValid(current, now)) return current;
       const why = current.refreshTokenMissingReason ?? 'the access token has expired and there is no refresh token';
@@ -216,7 +233,7 @@ export class TokenManager {
       const marked = (await this.credential({ reload: true })) ?? current;
       return this.#tokenOf(await this.#signIn({ reason: 'issuer_changed', challenge, previous: marked }, reason));
     }
-    if (!current.refreshToken) {
+    if (!current.refreshToken && !this.#renewable(current)) {
       const why = current.refreshTokenMissingReason ?? 'the server rejected the access token and there is no refresh token';
       return this.#tokenOf(await this.#signIn({ reason: 'grant_gone', challenge, previous: current }, why));
     }
@@ -379,9 +396,22 @@ export class TokenManager {
         this.#emit({ type: 'refreshed', server: this.serverName, expiresAt: current.expiresAt, rotated: false, byOtherProcess: true });
         return current;
       }
+      let next: Credential;
+      if (this.#renewable(current)) {
+        // A grant that needs nobody is simply run again, one at a time (the lock) like a refresh.
+        try {
+          next = await this.#opts.regrant!(current);
+        } catch (err) {
+          throw await this.#onRefreshRefused(current, err);
+        }
+        await store.put(next);
+        this.#cached = next;
+        this.#logger.debug('obtained a new access token with the grant', { server: this.serverName, grant: current.grant, token: fingerprint(next.accessToken) });
+        this.#emit({ type: 'refreshed', server: this.serverName, expiresAt: next.expiresAt, rotated: false, byOtherProcess: false });
+        return next;
+      }
       if (!current.refreshToken) throw this.#signInRequired(current.refreshTokenMissingReason ?? 'there is no refresh token');
       const client = await resolveClientAuth(current, store, this.#opts.server, this.#opts.env ?? {});
-      let next: Credential;
       try {
         // RFC 8707 §2.2: the resource parameter on the refresh, so the new token is audience-bound.
         // The token endpoint code (and its zod schemas) loads on the first refresh, not at
@@ -395,6 +425,9 @@ export class TokenManager {
           resource: (await import('../oauth/quirks.ts')).refreshResourceFor(current),
           fetch: this.#opts.fetch,
           now: this.#clock(),
+          // RFC 9449 §5: a refresh token bound to the credential's DPoP key is presented with a
+          // proof by that same key (stored with the credential, so any process can).
+          ...(current.dpop ? { dpop: { privateJwk: current.dpop.privateJwk } } : {}),
         });
         next = mergeRefreshedCredential(current, tokens, this.#clock());
       } catch (err) {

@@ -9,7 +9,7 @@ import * as z from 'zod';
 import { McpOAuthError } from '../errors.ts';
 import type { Clock, FetchLike, TokenSet } from '../types.ts';
 import type { AuthorizationServerMetadata } from './discovery.ts';
-import { errorFromResponse, isJsonContentType, postForm, readJson, readTokenResponse, type ClientAuth } from './tokens.ts';
+import { errorFromResponse, isJsonContentType, postForm, readJson, readTokenResponse, type ClientAuth, type DpopForRequest } from './tokens.ts';
 
 /** RFC 8628 §3.4 grant type, also what a client registers in `grant_types` (RFC 8628 §4 / RFC 7591 §2). */
 export const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
@@ -93,11 +93,11 @@ export async function requestDeviceAuthorization(opts: {
   const what = 'device authorization endpoint';
   const params: Record<string, string> = opts.resource === undefined ? {} : { resource: opts.resource };
   if (opts.scopes.length > 0) params.scope = opts.scopes.join(' ');
-  const res = await postForm({ endpoint: opts.endpoint, what, client: opts.client, params, fetch: opts.fetch });
+  const res = await postForm({ endpoint: opts.endpoint, what, client: opts.client, params, fetch: opts.fetch, now: opts.now });
   if (res.status < 200 || res.status > 299) {
     // §3.2: errors follow RFC 6749 §5.2 (e.g. unauthorized_client, invalid_scope).
     throw await errorFromResponse({
-      res, endpoint: opts.endpoint, what, action: 'device authorization request', secrets: [opts.client.clientSecret], now: opts.now,
+      res, endpoint: opts.endpoint, what, action: 'device authorization request', secrets: [opts.client.clientSecret], now: opts.now, clientMethod: opts.client.method,
     });
   }
   const invalid = (reason: string) =>
@@ -156,6 +156,8 @@ export async function pollDeviceToken(opts: {
   sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
   signal?: AbortSignal;
   onPoll?: (event: PollEvent) => void;
+  /** RFC 9449 §5: a proof on every poll, so the tokens are bound to the credential's key. */
+  dpop?: DpopForRequest;
 }): Promise<TokenSet> {
   const { authorization, clock } = opts;
   let intervalMs = authorization.intervalSeconds * 1000;
@@ -171,6 +173,8 @@ export async function pollDeviceToken(opts: {
         what: 'token endpoint',
         client: opts.client,
         fetch: opts.fetch,
+        now: clock(),
+        dpop: opts.dpop,
         params: { grant_type: DEVICE_CODE_GRANT, device_code: authorization.deviceCode, ...(opts.resource === undefined ? {} : { resource: opts.resource }) },
       });
       return await readTokenResponse({
@@ -179,6 +183,8 @@ export async function pollDeviceToken(opts: {
         action: 'device code token request',
         secrets: [authorization.deviceCode, opts.client.clientSecret],
         now: clock(),
+        dpop: !!opts.dpop,
+        clientMethod: opts.client.method,
       });
     } catch (e) {
       if (!(e instanceof McpOAuthError)) throw e;

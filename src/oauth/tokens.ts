@@ -5,15 +5,28 @@
  */
 import * as z from 'zod';
 import { McpOAuthError } from '../errors.ts';
-import { redact } from '../secrets.ts';
 import type { Credential, CredentialKey, FetchLike, TokenEndpointAuthMethod, TokenSet } from '../types.ts';
 import { assertSecureEndpoint } from './canonical.ts';
-import { describeNetworkError, isFormContentType, isJsonContentType, parseTokenBody, readText, retryAfterSeconds } from './token-body.ts';
+import { applyClientAuth, type ClientAuth } from './client-auth.ts';
+import type { StoredJwk } from './dpop.ts';
+import { describeNetworkError, isFormContentType, isJsonContentType, parseTokenBody, readText } from './token-body.ts';
+import { errorFromBody, errorFromResponse, received } from './token-errors.ts';
 
 // Re-exported: registration.ts and others read endpoint answers the same way.
 export { describeNetworkError, isJsonContentType, readJson, retryAfterSeconds } from './token-body.ts';
+// Client authentication lives in client-auth.ts; its contract is this module's.
+export { applyClientAuth, type ClientAssertionSigner, type ClientAuth } from './client-auth.ts';
+export { errorFromResponse } from './token-errors.ts';
 
-export type ClientAuth = { clientId: string; clientSecret?: string; method: TokenEndpointAuthMethod };
+/**
+ * DPoP for one token request (RFC 9449 §5): the credential's key, the last nonce this server gave
+ * (§8), and where to report a new one so the caller can keep it per server.
+ */
+export interface DpopForRequest {
+  privateJwk: StoredJwk;
+  nonce?: string;
+  onNonce?: (nonce: string) => void;
+}
 
 // Some servers send lifetimes as numeric strings (and a form-encoded body has nothing else); null
 // is treated as absent.
@@ -33,139 +46,55 @@ const TokenResponseSchema = z.looseObject({
   refresh_token_expires_in: seconds(),
 });
 
-/** RFC 6749 §5.2 error response. */
-const ErrorResponseSchema = z.looseObject({
-  error: z.string().min(1),
-  error_description: z.string().optional(),
-});
-
-/** RFC 6749 Appendix B: application/x-www-form-urlencoded of one value (space → "+"). */
-function formEncode(value: string): string {
-  return new URLSearchParams({ v: value }).toString().slice(2);
-}
-
-/** RFC 6749 §2.3.1 client authentication, applied to one token or revocation request. */
-export function applyClientAuth(client: ClientAuth, body: URLSearchParams, headers: Record<string, string>): void {
-  if (client.method === 'none') {
-    // RFC 6749 §3.2.1: a public client identifies itself with client_id in the body.
-    body.set('client_id', client.clientId);
-    return;
-  }
-  if (!client.clientSecret) {
-    throw new McpOAuthError(
-      'config_invalid',
-      `The client "${client.clientId}" uses ${client.method} but no client secret is available.`,
-      { hint: 'set the environment variable named by client_secret_env in [mcp_servers.NAME.oauth]' },
-    );
-  }
-  if (client.method === 'client_secret_basic') {
-    // §2.3.1: id and secret are form-urlencoded BEFORE being joined by ":" and base64-encoded;
-    // skipping that breaks secrets containing ":" or non-ASCII characters.
-    const credentials = `${formEncode(client.clientId)}:${formEncode(client.clientSecret)}`;
-    headers['authorization'] = `Basic ${Buffer.from(credentials, 'utf8').toString('base64')}`;
-  } else {
-    body.set('client_id', client.clientId);
-    body.set('client_secret', client.clientSecret);
-  }
-}
-
-function received(res: Response): string {
-  return `HTTP ${res.status} with content-type ${res.headers.get('content-type') ?? '(none)'}`;
-}
-
-/** POST a form to a token/revocation endpoint; network failures become `network_error`. */
+/**
+ * POST a form to a token/revocation endpoint; network failures become `network_error`. `client` is
+ * absent only for a grant without client authentication (RFC 7521 §4.1, workload identity).
+ * `now` dates a client assertion and a DPoP proof. With `dpop`, each attempt carries a fresh proof
+ * and the RFC 9449 §8 nonce retries happen here (dpop.ts `sendWithDpop`).
+ */
 export async function postForm(opts: {
   endpoint: string;
   what: string;
-  client: ClientAuth;
+  client?: ClientAuth;
   params: Record<string, string>;
   fetch: FetchLike;
+  now?: number;
+  dpop?: DpopForRequest;
 }): Promise<Response> {
   const url = assertSecureEndpoint(opts.endpoint, opts.what);
-  const body = new URLSearchParams(opts.params);
-  const headers: Record<string, string> = {
-    'content-type': 'application/x-www-form-urlencoded',
-    accept: 'application/json',
+  // Built again for every attempt: a client assertion's jti must not be replayed (RFC 7523 §3).
+  const send = async (proof?: string): Promise<Response> => {
+    const body = new URLSearchParams(opts.params);
+    const headers: Record<string, string> = {
+      'content-type': 'application/x-www-form-urlencoded',
+      accept: 'application/json',
+    };
+    if (opts.client) await applyClientAuth(opts.client, body, headers, opts.now);
+    if (proof) headers['dpop'] = proof;
+    try {
+      return await opts.fetch(url, { method: 'POST', headers, body: body.toString(), redirect: 'manual' });
+    } catch (cause) {
+      const reason = describeNetworkError(cause);
+      throw new McpOAuthError('network_error', `Could not reach the ${opts.what} ${opts.endpoint}: ${reason}`, {
+        cause,
+        hint: 'check the network connection and try again',
+        details: { endpoint: opts.endpoint },
+      });
+    }
   };
-  applyClientAuth(opts.client, body, headers);
-  try {
-    return await opts.fetch(url, { method: 'POST', headers, body: body.toString(), redirect: 'manual' });
-  } catch (cause) {
-    const reason = describeNetworkError(cause);
-    throw new McpOAuthError('network_error', `Could not reach the ${opts.what} ${opts.endpoint}: ${reason}`, {
-      cause,
-      hint: 'check the network connection and try again',
-      details: { endpoint: opts.endpoint },
-    });
-  }
-}
-
-/**
- * Maps a non-2xx answer to an error. `action` finishes "The authorization server refused the …".
- * `secrets` are redacted from the server's error_description in case it echoes the request.
- */
-export async function errorFromResponse(opts: {
-  res: Response;
-  endpoint: string;
-  what: string;
-  action: string;
-  secrets: Array<string | undefined>;
-  now?: number;
-}): Promise<McpOAuthError> {
-  // Lenient on the content type here: a JSON `error` mislabelled as text/plain still decides
-  // between "sign in again" (invalid_grant) and "retry"; the body itself is never shown.
-  const body = parseTokenBody(await readText(opts.res), opts.res.headers.get('content-type'));
-  return errorFromBody({ ...opts, body });
-}
-
-/** Like errorFromResponse, for a body already read (also a 200 carrying an `error`: GitHub). */
-function errorFromBody(opts: {
-  res: Response;
-  body: unknown;
-  endpoint: string;
-  what: string;
-  action: string;
-  secrets: Array<string | undefined>;
-  now?: number;
-}): McpOAuthError {
-  const { res, body } = opts;
-  const parsed = ErrorResponseSchema.safeParse(body);
-  const oauthError = parsed.success ? parsed.data.error : undefined;
-  const description = parsed.success && parsed.data.error_description
-    ? redact(parsed.data.error_description, opts.secrets)
-    : undefined;
-  const retryAfter = retryAfterSeconds(res.headers.get('retry-after'), opts.now);
-  const details: Record<string, unknown> = { endpoint: opts.endpoint };
-  if (retryAfter !== undefined) details.retryAfterSeconds = retryAfter;
-  if (description) details.errorDescription = description;
-
-  // Transient: 5xx, 429, and RFC 6749 §4.1.2.1 `temporarily_unavailable` (some servers use it at the
-  // token endpoint too). The stored credential stays; the caller retries with backoff.
-  if (res.status >= 500 || res.status === 429 || oauthError === 'temporarily_unavailable') {
-    return new McpOAuthError(
-      'server_unavailable',
-      `The ${opts.what} ${opts.endpoint} is unavailable (${received(res)}${oauthError ? `, ${oauthError}` : ''}).`,
-      { status: res.status, oauthError, details, hint: 'try again later' },
-    );
-  }
-  if (oauthError) {
-    const hint =
-      oauthError === 'invalid_grant'
-        ? 'the grant has expired or was revoked: sign in again (mcp-oauth login NAME)'
-        : oauthError === 'invalid_client'
-          ? 'the client registration is no longer accepted: it is registered again at the next sign-in'
-          : 'sign in again; if it keeps happening, report it to the server operator';
-    return new McpOAuthError(
-      'oauth_error',
-      `The authorization server refused the ${opts.action}: ${oauthError}${description ? ` (${description})` : ''}`,
-      { oauthError, status: res.status, details, hint },
-    );
-  }
-  return new McpOAuthError(
-    'oauth_error',
-    `The ${opts.what} ${opts.endpoint} refused the ${opts.action} without an OAuth error (${received(res)}).`,
-    { status: res.status, details, hint: 'check the server configuration; sign in again if it persists' },
-  );
+  if (!opts.dpop) return send();
+  const { sendWithDpop } = await import('./dpop.ts');
+  const { dpop } = opts;
+  return sendWithDpop({
+    privateJwk: dpop.privateJwk,
+    htm: 'POST',
+    url,
+    nonce: dpop.nonce,
+    now: opts.now ?? Date.now(),
+    send,
+    onNonce: dpop.onNonce,
+    server: `the ${opts.what} ${opts.endpoint}`,
+  });
 }
 
 /** JWT `exp` (seconds) → epoch ms; decode only, no verification: it is just an expiry hint. */
@@ -192,15 +121,34 @@ export function expiresAtFrom(body: { expires_in?: number }, accessToken: string
   return jwtExpiry(accessToken);
 }
 
-export async function readTokenResponse(opts: {
+/** A 200 from a token endpoint that is not what it should be: the AS misbehaves (never a secret in it). */
+export function tokenResponseInvalid(res: Response, endpoint: string, reason: string): McpOAuthError {
+  return new McpOAuthError('token_response_invalid', `The token endpoint ${endpoint} returned an invalid token response: ${reason}.`, {
+    status: res.status,
+    details: { endpoint, contentType: res.headers.get('content-type') ?? undefined },
+    hint: 'the authorization server is misbehaving; report it to the server operator',
+  });
+}
+
+/** Field names only: zod messages could quote values. */
+export function malformedFields(error: z.ZodError): string {
+  return `missing or malformed ${[...new Set(error.issues.map((i) => i.path.join('.') || '(body)'))].join(', ')}`;
+}
+
+/**
+ * A token endpoint's successful answer as an object (any grant, RFC 8693 token exchange included):
+ * refusals become errors (RFC 6749 §5.2, tokens.ts classification), a body that is not JSON is
+ * `token_response_invalid`. The caller validates the members with its own schema.
+ */
+export async function readTokenEndpointBody(opts: {
   res: Response;
   endpoint: string;
   action: string;
   secrets: Array<string | undefined>;
   now: number;
-}): Promise<TokenSet> {
+  clientMethod?: TokenEndpointAuthMethod;
+}): Promise<Record<string, unknown>> {
   const { res, endpoint, now } = opts;
-  const what = 'token endpoint';
   const contentType = res.headers.get('content-type');
   const body = parseTokenBody(await readText(res), contentType);
   // RFC 6749 §5.2 errors come with 400/401; GitHub sends them with 200 and an `error` member
@@ -208,32 +156,44 @@ export async function readTokenResponse(opts: {
   // refusal (e.g. a dead refresh token → sign in again), not a malformed success.
   const errorIn200 = body !== undefined && typeof body.error === 'string' && body.error !== '' && body.access_token === undefined;
   if (res.status < 200 || res.status > 299 || errorIn200) {
-    throw errorFromBody({ res, body, endpoint, what, action: opts.action, secrets: opts.secrets, now });
+    throw errorFromBody({ res, body, endpoint, what: 'token endpoint', action: opts.action, secrets: opts.secrets, now, clientMethod: opts.clientMethod });
   }
-  const invalid = (reason: string) =>
-    new McpOAuthError('token_response_invalid', `The token endpoint ${endpoint} returned an invalid token response: ${reason}.`, {
-      status: res.status,
-      details: { endpoint, contentType: contentType ?? undefined },
-      hint: 'the authorization server is misbehaving; report it to the server operator',
-    });
   // RFC 6749 §5.1: the response is application/json (GitHub: form-encoded unless asked, see
   // parseTokenBody). An HTML page with status 200 (a login wall, a proxy error page) must not be
   // mistaken for a token; its body is never shown (it may hold one).
   if (!isJsonContentType(contentType) && !isFormContentType(contentType)) {
-    throw invalid(`expected a JSON body but received ${received(res)}`);
+    throw tokenResponseInvalid(res, endpoint, `expected a JSON body but received ${received(res)}`);
   }
-  if (body === undefined) throw invalid(`the body is not valid JSON (${received(res)})`);
+  if (body === undefined) throw tokenResponseInvalid(res, endpoint, `the body is not valid JSON (${received(res)})`);
+  return body;
+}
+
+/**
+ * RFC 6749 §5.1 token response → TokenSet. `dpop`: the request carried a DPoP proof, so a
+ * `token_type` of DPoP (RFC 9449 §5) is what we asked for; an AS may still answer Bearer (it chose
+ * not to bind), which is kept as Bearer.
+ */
+export async function readTokenResponse(opts: {
+  res: Response;
+  endpoint: string;
+  action: string;
+  secrets: Array<string | undefined>;
+  now: number;
+  dpop?: boolean;
+  clientMethod?: TokenEndpointAuthMethod;
+}): Promise<TokenSet> {
+  const { res, endpoint, now } = opts;
+  const body = await readTokenEndpointBody(opts);
   const parsed = TokenResponseSchema.safeParse(body);
-  if (!parsed.success) {
-    // Field names only: zod messages could quote values.
-    const fields = [...new Set(parsed.error.issues.map((i) => i.path.join('.') || '(body)'))];
-    throw invalid(`missing or malformed ${fields.join(', ')}`);
-  }
+  if (!parsed.success) throw tokenResponseInvalid(res, endpoint, malformedFields(parsed.error));
   const data = parsed.data;
-  // RFC 6749 §5.1: token_type is case-insensitive. MCP uses Bearer tokens (RFC 6750); any other
-  // type (mac, DPoP) would be sent wrong and fail in confusing ways later.
-  if (data.token_type.toLowerCase() !== 'bearer') {
-    throw invalid(`token_type "${data.token_type}" is not supported (expected Bearer)`);
+  // RFC 6749 §5.1: token_type is case-insensitive. MCP uses Bearer tokens (RFC 6750), and DPoP
+  // ones (RFC 9449 §7.1) when we sent a proof; any other type (mac, or DPoP we never asked for)
+  // would be sent wrong and fail in confusing ways later.
+  const tokenType = data.token_type.toLowerCase();
+  if (tokenType !== 'bearer' && !(opts.dpop && tokenType === 'dpop')) {
+    const expected = opts.dpop ? 'Bearer or DPoP' : tokenType === 'dpop' ? 'Bearer: no DPoP proof was sent' : 'Bearer';
+    throw tokenResponseInvalid(res, endpoint, `token_type "${data.token_type}" is not supported (expected ${expected})`);
   }
   const expiresIn = data.expires_in ?? undefined;
   // An empty `scope` (GitHub Apps send `scope=`) says nothing: §5.1, the requested scope stands.
@@ -241,7 +201,7 @@ export async function readTokenResponse(opts: {
   const refreshLifetime = data.refresh_expires_in ?? data.refresh_token_expires_in ?? undefined;
   const tokens: TokenSet = {
     accessToken: data.access_token,
-    tokenType: 'Bearer',
+    tokenType: tokenType === 'dpop' ? 'DPoP' : 'Bearer',
     refreshToken: data.refresh_token || undefined,
     expiresAt: expiresAtFrom({ expires_in: expiresIn }, data.access_token, now),
     scopes,
@@ -263,12 +223,16 @@ export async function exchangeAuthorizationCode(opts: {
   resource?: string;
   fetch: FetchLike;
   now: number;
+  /** RFC 9449 §5: bind the tokens to this key. */
+  dpop?: DpopForRequest;
 }): Promise<TokenSet> {
   const res = await postForm({
     endpoint: opts.tokenEndpoint,
     what: 'token endpoint',
     client: opts.client,
     fetch: opts.fetch,
+    now: opts.now,
+    dpop: opts.dpop,
     params: {
       grant_type: 'authorization_code',
       code: opts.code,
@@ -285,6 +249,8 @@ export async function exchangeAuthorizationCode(opts: {
     action: 'authorization code exchange',
     secrets: [opts.code, opts.codeVerifier, opts.client.clientSecret],
     now: opts.now,
+    dpop: !!opts.dpop,
+    clientMethod: opts.client.method,
   });
 }
 
@@ -300,12 +266,16 @@ export async function refreshAccessToken(opts: {
   resource?: string;
   fetch: FetchLike;
   now: number;
+  /** RFC 9449 §5: a refresh token issued to a public client is bound to the key: same key, new proof. */
+  dpop?: DpopForRequest;
 }): Promise<TokenSet> {
   const res = await postForm({
     endpoint: opts.tokenEndpoint,
     what: 'token endpoint',
     client: opts.client,
     fetch: opts.fetch,
+    now: opts.now,
+    dpop: opts.dpop,
     params: {
       grant_type: 'refresh_token',
       refresh_token: opts.refreshToken,
@@ -318,6 +288,8 @@ export async function refreshAccessToken(opts: {
     action: 'refresh',
     secrets: [opts.refreshToken, opts.client.clientSecret],
     now: opts.now,
+    dpop: !!opts.dpop,
+    clientMethod: opts.client.method,
   });
 }
 
@@ -328,12 +300,15 @@ export async function revokeToken(opts: {
   token: string;
   tokenTypeHint: 'refresh_token' | 'access_token';
   fetch: FetchLike;
+  /** Dates a private_key_jwt client assertion. */
+  now?: number;
 }): Promise<void> {
   const res = await postForm({
     endpoint: opts.revocationEndpoint,
     what: 'revocation endpoint',
     client: opts.client,
     fetch: opts.fetch,
+    now: opts.now,
     params: { token: opts.token, token_type_hint: opts.tokenTypeHint },
   });
   if (res.status >= 200 && res.status <= 299) {
@@ -347,6 +322,7 @@ export async function revokeToken(opts: {
     what: 'revocation endpoint',
     action: 'token revocation',
     secrets: [opts.token, opts.client.clientSecret],
+    clientMethod: opts.client.method,
   });
 }
 

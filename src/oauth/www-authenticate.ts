@@ -28,7 +28,10 @@ interface RawChallenge {
 /** Returns the first Bearer challenge of the header, or undefined when there is none. */
 export function parseBearerChallenge(header: string | null): BearerChallenge | undefined {
   if (!header) return undefined;
-  const bearer = parseChallenges(header).find((c) => c.scheme === 'bearer');
+  // RFC 9449 §7.1: a resource server that takes DPoP-bound tokens challenges with the DPoP
+  // scheme, with the same parameters (error, scope, resource_metadata). Bearer is preferred.
+  const challenges = parseChallenges(header);
+  const bearer = challenges.find((c) => c.scheme === 'bearer') ?? challenges.find((c) => c.scheme === 'dpop');
   if (!bearer) return undefined;
   const p = bearer.params;
   const challenge: BearerChallenge = {};

@@ -34,6 +34,9 @@ export interface AuthorizationServerInit {
   extend?: (provider: any) => void;
   /** Behave like an identity provider (provider-modes.ts). */
   mode?: ProviderMode;
+  /** Called with the oidc-provider configuration before the provider is built (more clients and
+   * features: the grant modes, grant-modes.ts; the enterprise IdP, enterprise-idp.ts). */
+  configure?: (config: any) => void;
 }
 
 function resourceScopesOf(scopesSupported: string[]): string[] {
@@ -67,7 +70,7 @@ export async function createAuthorizationServer(init: AuthorizationServerInit): 
     ? { clientId: `sandbox-google-${randomBytes(6).toString('hex')}.apps.example`, clientSecret: options.googleClientSecret ?? randomBytes(24).toString('base64url') }
     : undefined;
 
-  const provider = new Provider(issuer, {
+  const config: any = {
     clients: googleClient
       ? [{
           client_id: googleClient.clientId,
@@ -140,7 +143,9 @@ export async function createAuthorizationServer(init: AuthorizationServerInit): 
         .map(([k, v]) => `${k}: ${String(v).replace(/[<>&]/g, '')}`)
         .join('\n')}</pre></body></html>`;
     },
-  });
+  };
+  init.configure?.(config);
+  const provider = new Provider(issuer, config);
 
   provider.on('grant.revoked', (_ctx: unknown, grantId: string) => {
     state.revokedGrantIds.add(grantId);

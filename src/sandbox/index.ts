@@ -9,11 +9,19 @@ import { audienceFor, discoveryProfile, recordingMetadataRequests } from './disc
 import { issuerCounters } from './issuer-counters.ts';
 import { emptyCounters } from './types.ts';
 import { createProviderMode } from './provider-modes.ts';
+import { setupGrantModes } from './grant-modes.ts';
+import type { GrantModes } from './grant-modes.ts';
+import { createDpopResourceCheck } from './dpop-check.ts';
+import { configureDpop } from './dpop-as.ts';
 import type { Sandbox, SandboxOptions, SandboxState } from './types.ts';
 
 export type {
-  DiscoveryMode, IssuerCounters, McpLogEntry, Sandbox, SandboxCounters, SandboxOptions, TokenEndpointFault, TokenRequestLogEntry,
+  DiscoveryMode, DpopCounters, GrantOutcome, IssuerCounters, McpLogEntry, Sandbox, SandboxCounters, SandboxOptions, TokenEndpointFault, TokenRequestLogEntry,
 } from './types.ts';
+export { SANDBOX_GRANTS, isSandboxGrant, JWT_BEARER_GRANT, TOKEN_EXCHANGE_GRANT, type SandboxGrant, type GrantClients, type PrivateKeyJwtClient, type SecretClient } from './grant-clients.ts';
+export { SANDBOX_DPOP_MODES, isSandboxDpop, type SandboxDpop } from './dpop-check.ts';
+export { WORKLOAD_ISSUER, type WorkloadIssuer, type WorkloadMintOptions } from './workload.ts';
+export { ID_JAG_TOKEN_TYPE, ID_TOKEN_TYPE, type EnterpriseIdp } from './enterprise-idp.ts';
 export { DISCOVERY_MODES, DISCOVERY_MODE_DESCRIPTIONS, isDiscoveryMode } from './discovery-modes.ts';
 export { SANDBOX_PROVIDERS, isSandboxProvider, type SandboxProvider } from './provider-modes.ts';
 export { SANDBOX_PROTOCOLS, SANDBOX_PROTOCOL_DESCRIPTIONS, isSandboxProtocol, type SandboxProtocol } from './eras.ts';
@@ -72,6 +80,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
   const asHttp = createServer();
   const mcpHttp = createServer();
   const secondHttp = createServer();
+  let modes: GrantModes | undefined;
   try {
     // The 2025-03-26 modes have the authorization server on the MCP server's origin (--port unused).
     const asPort = profile.asOnMcpOrigin ? undefined : await listen(asHttp, opts.port ?? 0);
@@ -84,12 +93,26 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     // The authorization server's "mcpUrl" is the resource it issues tokens for (its audience).
     const resource = audienceFor(discovery, mcpUrl);
     const counters = () => state.counters;
+    // Sign-in without a person and DPoP (grant-modes.ts); with none of their options, nothing changes.
+    const grantModes = (modes = await setupGrantModes(opts, {
+      issuer, resource, state, autoApprove: options.autoApprove, refreshTokenTtlSeconds: options.refreshTokenTtlSeconds,
+      resourceScopes: options.scopesSupported.filter((s) => s !== 'openid' && s !== 'offline_access'),
+    }));
+    const dpopOptions = { mode: opts.dpop, nonce: opts.dpopNonce, algs: opts.dpopSigningAlgs };
+    const dpop = createDpopResourceCheck({ ...dpopOptions, state });
 
     const as = await createAuthorizationServer({
-      issuer, mcpUrl: resource, options, state, routes: profile.asRoutes, extend: issuerCounters(issuer, state, profile.asRoutes), mode,
+      issuer, mcpUrl: resource, options, state, routes: profile.asRoutes, mode,
+      configure: grantModes.configure,
+      extend: (provider) => {
+        issuerCounters(issuer, state, profile.asRoutes)(provider);
+        grantModes.extend(provider);
+      },
     });
     const second = secondIssuer
-      ? await createAuthorizationServer({ issuer: secondIssuer, mcpUrl: resource, options, state, extend: issuerCounters(secondIssuer, state) })
+      ? await createAuthorizationServer({
+          issuer: secondIssuer, mcpUrl: resource, options, state, extend: issuerCounters(secondIssuer, state), configure: (config) => configureDpop(config, dpopOptions),
+        })
       : undefined;
     let active = issuer;
     const mcp = createMcpResourceServer({
@@ -102,6 +125,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       scopesSupported: options.scopesSupported,
       state,
       fallback: profile.asOnMcpOrigin ? as.handle : undefined,
+      dpop,
     });
     if (asPort !== undefined) asHttp.on('request', recordingMetadataRequests(new URL(issuer).origin, counters, as.handle));
     mcpHttp.on('request', recordingMetadataRequests(mcpOrigin, counters, mcp.handle));
@@ -126,6 +150,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       resetCounters() {
         // Mutate in place so references held by callers (sandbox.counters) stay live.
         Object.assign(state.counters, emptyCounters());
+        if (grantModes.ownsIdp) grantModes.idp?.resetCounters();
       },
       revokeAllGrants: async () => {
         await as.revokeAllGrants();
@@ -137,13 +162,23 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       protocol: opts.protocol ?? 'dual',
       notifyToolsChanged: () => mcp.notifyToolsChanged(),
       dropSessions: () => mcp.dropSessions(),
+      grants: grantModes.grants,
+      grantClients: grantModes.clients,
+      workload: grantModes.workload,
+      idp: grantModes.idp,
+      dpop: opts.dpop,
+      rotateDpopNonces({ keepPrevious = false } = {}) {
+        dpop.nonces?.rotate(keepPrevious);
+        // oidc-provider rotates its own nonces softly every minute; a hard rotation swaps its secret.
+        if (!keepPrevious) grantModes.rotateAsNonces();
+      },
       async close() {
         await mcp.close();
-        await Promise.all([closeServer(asHttp), closeServer(mcpHttp), closeServer(secondHttp)]);
+        await Promise.all([closeServer(asHttp), closeServer(mcpHttp), closeServer(secondHttp), grantModes.close()]);
       },
     };
   } catch (err) {
-    await Promise.all([closeServer(asHttp), closeServer(mcpHttp), closeServer(secondHttp)]);
+    await Promise.all([closeServer(asHttp), closeServer(mcpHttp), closeServer(secondHttp), modes?.close()]);
     throw err;
   }
 }

@@ -39,7 +39,9 @@ export function issuerCounters(issuer: string, state: SandboxState, routes: Reco
           const params = ctx.oidc?.params ?? {};
           // RFC 7009 revocations are logged as grant type "revocation", presenting the revoked token.
           const grantType = ctx.path === revocationPath ? 'revocation' : String(params.grant_type ?? 'unknown');
-          const presented = grantType === 'revocation' ? params.token : grantType === 'refresh_token' ? params.refresh_token : grantType === 'authorization_code' ? params.code : undefined;
+          const presented = grantType === 'revocation' ? params.token : grantType === 'refresh_token' ? params.refresh_token : grantType === 'authorization_code' ? params.code
+            // The grant modes (grants.ts, enterprise-idp.ts): the assertion / the ID token exchanged.
+            : grantType.endsWith(':jwt-bearer') ? params.assertion : grantType.endsWith(':token-exchange') ? params.subject_token : undefined;
           mine.tokenRequests.push({
             grantType,
             clientId: ctx.oidc?.client?.clientId ?? (typeof params.client_id === 'string' ? params.client_id : undefined),

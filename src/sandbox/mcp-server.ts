@@ -22,6 +22,8 @@ import { legacyToolsServer } from './legacy-tools.ts';
 import { ADMIN_SCOPE, ALL_TOOL_NAMES, TOOL_NAMES } from './tool-catalog.ts';
 import type { ToolHooks } from './tool-catalog.ts';
 import type { DiscoveryMode, McpLogEntry, SandboxState } from './types.ts';
+import { createDpopResourceCheck } from './dpop-check.ts';
+import type { DpopResourceCheck } from './dpop-check.ts';
 
 export { TOOL_NAMES };
 
@@ -47,6 +49,8 @@ export interface McpResourceServerInit {
   state: SandboxState;
   /** Where requests for other paths go: the authorization server when it shares the origin. */
   fallback?: (req: IncomingMessage, res: ServerResponse) => void;
+  /** DPoP checks (dpop-check.ts); default: the sandbox's default mode. */
+  dpop?: DpopResourceCheck;
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
@@ -63,6 +67,7 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
 
 export function createMcpResourceServer(init: McpResourceServerInit): McpResourceServer {
   const { activeIssuer, mcpUrl, mode, protocol, requiredScope, scopesSupported, state } = init;
+  const dpop = init.dpop ?? createDpopResourceCheck({ state });
   const mcpPath = new URL(mcpUrl).pathname;
   const origin = new URL(mcpUrl).origin;
   // RFC 8707 / RFC 9068: the audience of the access tokens (the MCP URL, or the origin when the
@@ -104,23 +109,30 @@ export function createMcpResourceServer(init: McpResourceServerInit): McpResourc
     scopes_supported: scopesSupported.filter((s) => s !== 'offline_access' && s !== 'openid' && !STEP_SCOPES.includes(s)),
     bearer_methods_supported: ['header'],
     resource_name: 'mcp-oauth sandbox MCP server',
+    // RFC 9728 §2, only when DPoP is configured explicitly (the default document stays as it was).
+    ...(dpop.mode === 'optional' || dpop.mode === 'required'
+      ? { dpop_signing_alg_values_supported: dpop.algs, dpop_bound_access_tokens_required: dpop.mode === 'required' }
+      : {}),
   });
 
-  function challenge(res: ServerResponse, status: 401 | 403, params: Record<string, string>, body: unknown, tool?: string): void {
+  /** `scheme`: the scheme of the failed credentials (DPoP errors get a DPoP challenge, RFC 9449 §7.1); `nonce`: a DPoP-Nonce (§9). */
+  function challenge(res: ServerResponse, status: 401 | 403, params: Record<string, string>, body: unknown, tool?: string, scheme?: 'Bearer' | 'DPoP', nonce?: string): void {
     if (status === 401) state.counters.mcp401 += 1;
     else state.counters.mcp403 += 1;
     // RFC 6750 §3 + RFC 9728 §5.1: point the client at the protected resource metadata (the
     // modes without one, or where the client must find it, name none).
     const resourceMetadata = challengeMetadataUrl(mode, mcpUrl, tool);
     const all = resourceMetadata ? { ...params, resource_metadata: resourceMetadata } : params;
-    const header = 'Bearer ' + Object.entries(all)
-      .map(([k, v]) => `${k}="${v.replace(/["\\]/g, '\\$&')}"`).join(', ');
-    sendJson(res, status, body, { 'www-authenticate': header });
+    const header = dpop.challengeHeader(all, scheme);
+    sendJson(res, status, body, { 'www-authenticate': header, ...(nonce ? { 'dpop-nonce': nonce } : {}) });
   }
 
   async function authenticate(req: IncomingMessage, res: ServerResponse, body: unknown): Promise<AuthInfo | undefined> {
     const authorization = req.headers.authorization;
-    const match = /^Bearer +([A-Za-z0-9\-._~+/]+=*)$/i.exec(authorization ?? '');
+    // RFC 6750 §2.1 bearer, or RFC 9449 §7.1 DPoP (the same token68 syntax).
+    const presented = /^(Bearer|DPoP) +([A-Za-z0-9\-._~+/]+=*)$/i.exec(authorization ?? '');
+    const scheme = presented?.[1].toLowerCase() === 'dpop' ? 'DPoP' : 'Bearer';
+    const match = presented && [presented[0], presented[2]];
     const tool = calledTool(body);
     if (!authorization) {
       // RFC 6750 §3.1: no credentials → no error code, just the challenge (+ the scope to ask for).
@@ -137,13 +149,22 @@ export function createMcpResourceServer(init: McpResourceServerInit): McpResourc
       if (typeof payload.gid === 'string' && state.revokedGrantIds.has(payload.gid)) throw new Error('grant revoked');
     } catch (err) {
       challenge(res, 401, { error: 'invalid_token', error_description: `The access token is invalid (${(err as Error).message.replace(/"/g, "'")})` },
-        { error: 'invalid_token' }, tool);
+        { error: 'invalid_token' }, tool, scheme);
       return undefined;
     }
+    const bound = await dpop.check({
+      method: req.method ?? 'GET', url: new URL(req.url ?? '/', origin).href, proof: req.headers.dpop, scheme, token: match![1], payload,
+    });
+    if ('refusal' in bound) {
+      const { refusal } = bound;
+      challenge(res, 401, { error: refusal.error, error_description: refusal.description }, { error: refusal.error }, tool, refusal.scheme, refusal.nonce);
+      return undefined;
+    }
+    if (bound.announce) res.setHeader('dpop-nonce', bound.announce);
     const scopes = typeof payload.scope === 'string' ? payload.scope.split(' ').filter(Boolean) : [];
     const wanted = unsatisfiableScopes(mode, requiredScope, scopes) ?? (scopes.includes(requiredScope) ? undefined : [requiredScope]);
     if (wanted) {
-      challenge(res, 403, { error: 'insufficient_scope', scope: wanted.join(' ') }, { error: 'insufficient_scope' }, tool);
+      challenge(res, 403, { error: 'insufficient_scope', scope: wanted.join(' ') }, { error: 'insufficient_scope' }, tool, scheme);
       return undefined;
     }
     return {
@@ -152,7 +173,7 @@ export function createMcpResourceServer(init: McpResourceServerInit): McpResourc
       scopes,
       expiresAt: payload.exp,
       resource: new URL(mcpUrl),
-      extra: { sub: payload.sub },
+      extra: { sub: payload.sub, scheme },
     };
   }
 
@@ -162,7 +183,8 @@ export function createMcpResourceServer(init: McpResourceServerInit): McpResourc
   }
 
   function logRequest(req: IncomingMessage, res: ServerResponse, body: unknown): McpLogEntry {
-    const token = /^Bearer +(\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
+    const presented = /^(Bearer|DPoP) +(\S+)$/i.exec(req.headers.authorization ?? '');
+    const token = presented?.[2];
     let tokenIssuer: string | undefined;
     try {
       tokenIssuer = token ? decodeJwt(token).iss : undefined;
@@ -173,6 +195,7 @@ export function createMcpResourceServer(init: McpResourceServerInit): McpResourc
       method: req.method ?? 'GET',
       rpcMethods: rpcMethodsOf(body),
       authorization: req.headers.authorization !== undefined,
+      ...(presented ? { scheme: presented[1].toLowerCase() === 'dpop' ? 'DPoP' as const : 'Bearer' as const } : {}),
       ...(tokenIssuer ? { tokenIssuer } : {}),
       ...(token ? { tokenFingerprint: fingerprint(token) } : {}),
       status: 0,
@@ -203,7 +226,7 @@ export function createMcpResourceServer(init: McpResourceServerInit): McpResourc
       if (needsAdmin(body) && !auth.scopes.includes(ADMIN_SCOPE)) {
         // MCP spec "Scope Challenge Handling": 403 with every scope needed for this operation.
         challenge(res, 403, { error: 'insufficient_scope', scope: [requiredScope, ADMIN_SCOPE].join(' '), error_description: `${ADMIN_SCOPE} is required` },
-          { error: 'insufficient_scope' }, calledTool(body));
+          { error: 'insufficient_scope' }, calledTool(body), auth.extra?.scheme === 'DPoP' ? 'DPoP' : undefined);
         return;
       }
     }

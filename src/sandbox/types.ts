@@ -1,6 +1,10 @@
 // Public types of the sandbox (re-exported by ./index.ts).
 import type { SandboxProvider } from './provider-modes.ts';
 import type { Era, SandboxProtocol } from './eras.ts';
+import type { GrantClients, SandboxGrant } from './grant-clients.ts';
+import type { SandboxDpop } from './dpop-check.ts';
+import type { WorkloadIssuer } from './workload.ts';
+import type { EnterpriseIdp } from './enterprise-idp.ts';
 
 /** How clients discover the authorization server: see discovery-modes.ts. */
 export type DiscoveryMode =
@@ -53,6 +57,44 @@ export interface SandboxOptions {
   /** The tools with invalid x-mcp-header annotations (bad_*) are listed in the 2026-07-28 era; this
    * lists them to 2025-11-25 sessions too. Default false. */
   invalidHeaderToolsInLegacyEra?: boolean;
+  /** Sign-in without a person (grant-modes.ts): pre-registered clients for client credentials
+   * (basic, post, private_key_jwt), the jwt-bearer grant with a workload issuer, or an enterprise
+   * IdP whose ID-JAGs the jwt-bearer grant accepts. Several may be combined. Default: none. */
+  grant?: SandboxGrant | SandboxGrant[];
+  /** DPoP (RFC 9449). Default (unset): the authorization server offers it (oidc-provider's default)
+   * and the MCP server checks proofs of DPoP-scheme requests, accepts bearer tokens and advertises
+   * nothing. 'off': neither server supports it. 'optional': both advertise it (metadata, challenges).
+   * 'required': clients must bind their tokens (dpop_bound_access_tokens) and the MCP server
+   * refuses bearer tokens. A DPoP-bound token sent as Bearer is refused in every mode. */
+  dpop?: SandboxDpop;
+  /** Both servers demand DPoP nonces (RFC 9449 §8, §9); `sandbox.rotateDpopNonces()` rotates them. */
+  dpopNonce?: boolean;
+  /** DPoP proof algorithms at both servers (default oidc-provider's: ES256, Ed25519, EdDSA). */
+  dpopSigningAlgs?: string[];
+  /** token_endpoint_auth_signing_alg_values_supported; the private_key_jwt client's key uses the first asymmetric one. */
+  tokenEndpointAuthSigningAlgs?: string[];
+  /** enterprise: use this IdP (another sandbox's `idp`) instead of starting one: one sign-in, several MCP servers. */
+  enterpriseIdp?: EnterpriseIdp;
+  /** enterprise: ID token lifetime at the IdP (default 3600). */
+  idTokenTtlSeconds?: number;
+  /** enterprise: ID-JAG lifetime (default 300). */
+  idJagTtlSeconds?: number;
+}
+
+/** Outcomes of token requests of one grant type at one server. */
+export interface GrantOutcome {
+  issued: number;
+  /** By reason: the sandbox's own ('expired', 'wrong_audience', 'replayed', 'denied', …) or the OAuth error code. */
+  refused: Record<string, number>;
+}
+
+export interface DpopCounters {
+  /** At the authorization server: requests with a proof, `use_dpop_nonce` answers, DPoP-bound
+   * tokens issued, refusals by reason (htm, htu, ath, iat, replay, jkt_mismatch, missing_proof, …). */
+  as: { proofs: number; nonceChallenges: number; boundTokens: number; refusals: Record<string, number> };
+  /** At the MCP server: proofs checked, `use_dpop_nonce` challenges, requests accepted with a proof,
+   * refusals by reason (also bound_token_as_bearer, bearer_refused, token_not_bound, jkt_mismatch, …). */
+  rs: { proofs: number; nonceChallenges: number; accepted: number; refusals: Record<string, number> };
 }
 
 export interface TokenRequestLogEntry {
@@ -86,6 +128,9 @@ export interface SandboxCounters {
   deviceFlow: { authorizations: number; polls: Record<string, number> };
   /** Tool handler runs by tool name, both eras (a tool absent here was never called). */
   toolCalls: Record<string, number>;
+  /** Token request outcomes per grant type (this authorization server; the IdP has its own). */
+  grants: Record<string, GrantOutcome>;
+  dpop: DpopCounters;
 }
 
 export interface McpLogEntry {
@@ -95,6 +140,8 @@ export interface McpLogEntry {
   rpcMethods: string[];
   /** Whether an Authorization header was sent. */
   authorization: boolean;
+  /** Its scheme, when it was Bearer or DPoP. */
+  scheme?: 'Bearer' | 'DPoP';
   /** `iss` of the bearer token (decoded, not verified), when it is a JWT. */
   tokenIssuer?: string;
   /** fingerprint() of the bearer token. */
@@ -159,6 +206,20 @@ export interface Sandbox {
   notifyToolsChanged(): void;
   /** Forget every MCP session: the next request with an old Mcp-Session-Id gets 404. */
   dropSessions(): Promise<void>;
+  /** The grant modes on (grant-modes.ts). */
+  grants: SandboxGrant[];
+  /** Their pre-registered clients (secrets and the private key: for tests; the CLI prints none). */
+  grantClients: GrantClients;
+  /** jwt_bearer: the trusted workload issuer; `mint()` makes assertions. */
+  workload?: WorkloadIssuer;
+  /** enterprise: the enterprise IdP (its own issuer, port, clients and counters). */
+  idp?: EnterpriseIdp;
+  /** The `dpop` option. */
+  dpop?: SandboxDpop;
+  /** New DPoP nonces at both servers: the old ones are refused from now on (use_dpop_nonce).
+   * keepPrevious: only the MCP server's, which still accepts its old nonce and announces the new
+   * one in DPoP-Nonce on its next answer (the AS does the same by itself every minute). */
+  rotateDpopNonces(opts?: { keepPrevious?: boolean }): void;
   close(): Promise<void>;
 }
 
@@ -178,6 +239,11 @@ export function emptyCounters(): SandboxCounters {
     issuers: {},
     deviceFlow: { authorizations: 0, polls: {} },
     toolCalls: {},
+    grants: {},
+    dpop: {
+      as: { proofs: 0, nonceChallenges: 0, boundTokens: 0, refusals: {} },
+      rs: { proofs: 0, nonceChallenges: 0, accepted: 0, refusals: {} },
+    },
   };
 }
 

@@ -55,6 +55,8 @@ export async function planSignIn(opts: {
   /** Explicit scopes (step-up: the union of granted and challenged scopes). */
   scopes?: string[];
   logger: Logger;
+  /** A grant without a browser: the client is always a configured one (no registration). */
+  machine?: boolean;
 }): Promise<SignInPlan> {
   const { server, store, challenge } = opts;
   const keyResource = canonicalResourceUri(server.oauthResource ?? server.url);
@@ -72,7 +74,7 @@ export async function planSignIn(opts: {
   // What this issuer's identity provider needs done differently (src/oauth/quirks.ts). A provider
   // without dynamic registration and no configured client fails here, naming the keys to set.
   const profile = providerFor(issuer, server.oauth.provider);
-  const noRegistration = registrationRequirement(profile, server);
+  const noRegistration = opts.machine ? undefined : registrationRequirement(profile, server);
   if (noRegistration) throw noRegistration;
   const scopes = applyProviderScopes(profile, opts.scopes ?? selectScopes({
     configScopes: server.scopes,
@@ -136,6 +138,10 @@ export async function storeSignedInCredential(opts: {
   missingRefreshTokenReason: string;
   clock: Clock;
   logger: Logger;
+  /** false: return the credential without storing it (a renewal the caller persists under its lock). */
+  persist?: boolean;
+  /** More fields for the credential (the grant, the DPoP key). */
+  extra?: Partial<Credential>;
 }): Promise<Credential> {
   const { server, store, plan, clock, logger } = opts;
   const { issuer, profile, scopes } = plan;
@@ -152,10 +158,12 @@ export async function storeSignedInCredential(opts: {
     credential.refreshTokenMissingReason = explainMissingRefreshToken(issuer, opts.sentAuthorizeParams, server.oauth.provider, scopes) ?? opts.missingRefreshTokenReason;
   }
   if (plan.resource !== plan.keyResource) credential.resourceIndicator = plan.resource;
+  Object.assign(credential, opts.extra ?? {});
   if (profile.name !== 'generic') {
     credential.provider = profile.name;
     credential.quirksApplied = appliedQuirks(profile, { authorizeParams: opts.sentAuthorizeParams, scopes, resourceSent: plan.sentResource !== undefined });
   }
+  if (opts.persist === false) return credential;
   // MCP 2026-07-28 "Authorization Server Binding": the server moved to another authorization
   // server. The new credential replaces the old issuer's (its tokens are never sent anywhere
   // again); the record of the move stays for `status` and `doctor`.

@@ -10,6 +10,7 @@ import { resolveClientRegistration } from '../oauth/registration.ts';
 import { createPkce, createState, buildAuthorizationUrl, validateAuthorizationResponse } from '../oauth/authorize.ts';
 import { exchangeAuthorizationCode, type ClientAuth } from '../oauth/tokens.ts';
 import { planSignIn, storeSignedInCredential } from './finish.ts';
+import { chooseGrant, isMachineGrant } from '../oauth/grant-choice.ts';
 import { startCallbackServer } from './loopback.ts';
 import { describeAuthorizationError } from './pages.ts';
 import { canOpenBrowser, openBrowser } from './browser.ts';
@@ -88,6 +89,15 @@ export async function signIn(opts: SignInOptions): Promise<Credential> {
   }
   const plan = await planSignIn({ server, store, fetch, challenge: opts.challenge, scopes: opts.scopes, logger });
   const { issuer, metadata, scopes, sentResource, authorizeParams } = plan;
+  // A confidential client at an authorization server that offers only client credentials: no
+  // browser needed (src/oauth/grant-choice.ts).
+  if (isMachineGrant(chooseGrant(server.oauth, metadata))) {
+    const { machineSignIn } = await import('./machine.ts');
+    return machineSignIn({ server, store, fetch, env, logger, clock, challenge: opts.challenge, scopes: opts.scopes, persist: true });
+  }
+  // RFC 9449: tokens bound to a key of this credential when the AS offers DPoP (or the config asks).
+  const { dpopFor } = await import('./machine.ts');
+  const dpop = await dpopFor(server, plan);
 
   const callback = await startCallbackServer({ port: server.oauth.callbackPort, timeoutMs: opts.timeoutMs ?? DEFAULT_SIGNIN_TIMEOUT_MS, logger });
   try {
@@ -146,6 +156,7 @@ export async function signIn(opts: SignInOptions): Promise<Credential> {
         resource: sentResource,
         fetch,
         now: clock(),
+        ...(dpop ? { dpop: { privateJwk: dpop.privateJwk } } : {}),
       });
     } catch (e) {
       // A registration the server no longer knows is redone on the next sign-in.
@@ -170,15 +181,16 @@ export async function signIn(opts: SignInOptions): Promise<Credential> {
         `if this server uses such a provider, set provider = "google" or authorize_params in [mcp_servers.${server.name}.oauth].`,
       clock,
       logger,
+      extra: { grant: 'authorization_code', ...(dpop ? { dpop } : {}) },
     });
   } finally {
     await callback.close();
   }
 }
 
-type Redirect = { params: URLSearchParams; respond(result: { ok: true; serverName: string } | { ok: false; message: string }): void };
+export type Redirect = { params: URLSearchParams; respond(result: { ok: true; serverName: string } | { ok: false; message: string }): void };
 
-async function waitForRedirect(opts: SignInOptions, url: string, callback: Awaited<ReturnType<typeof startCallbackServer>>): Promise<Redirect> {
+export async function waitForRedirect(opts: SignInOptions, url: string, callback: Awaited<ReturnType<typeof startCallbackServer>>): Promise<Redirect> {
   const mode = opts.browser ?? { mode: 'open' as const };
   if (mode.mode === 'custom') {
     const waiting = callback.waitForCallback();
@@ -225,7 +237,7 @@ async function waitForCallbackOrPaste(callback: Awaited<ReturnType<typeof startC
 }
 
 /** A sign-in that nothing can complete: no browser, and no terminal to paste a redirect into. */
-function noWayToSignIn(serverName: string, reason: string): McpOAuthError {
+export function noWayToSignIn(serverName: string, reason: string): McpOAuthError {
   return new McpOAuthError('signin_required', `Sign-in required for ${serverName}, but ${reason.replace(/\.$/, '')} and there is no terminal to finish it in.`, {
     hint: `${loginCommand(serverName)} in a terminal (with --no-browser to open the URL on another machine, or --device)`,
     details: { server: serverName },

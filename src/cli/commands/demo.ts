@@ -11,10 +11,11 @@ import { McpOAuthError } from '../../errors.ts';
 import { fingerprint } from '../../secrets.ts';
 import { relativeTime } from '../output.ts';
 
-const USAGE = 'mcp-oauth demo [--seconds 30] [--access-ttl 10] [--interval 2.5]';
+const USAGE = 'mcp-oauth demo [--seconds 30] [--access-ttl 10] [--interval 2.5] [--grant client_credentials|jwt_bearer|enterprise] [--dpop]';
+const DEMO_GRANTS = ['client_credentials', 'jwt_bearer', 'enterprise'] as const;
 
 export async function run(ctx: CliContext, argv: string[]): Promise<number> {
-  const args = parse(ctx, argv, { seconds: { type: 'string' }, 'access-ttl': { type: 'string' }, interval: { type: 'string' } }, USAGE);
+  const args = parse(ctx, argv, { seconds: { type: 'string' }, 'access-ttl': { type: 'string' }, interval: { type: 'string' }, grant: { type: 'string' }, dpop: { type: 'boolean' } }, USAGE);
   if (!args) return 0;
   const num = (v: unknown, d: number) => {
     if (v === undefined) return d;
@@ -25,6 +26,10 @@ export async function run(ctx: CliContext, argv: string[]): Promise<number> {
   const totalSeconds = num(args.values.seconds, 30);
   const ttl = num(args.values['access-ttl'], 10);
   const intervalMs = num(args.values.interval, 2.5) * 1000;
+  const grant = args.values.grant as (typeof DEMO_GRANTS)[number] | undefined;
+  if (grant !== undefined && !DEMO_GRANTS.includes(grant)) {
+    throw new McpOAuthError('usage', `--grant must be one of ${DEMO_GRANTS.join(', ')}, not ${JSON.stringify(grant)}`, { hint: `usage: ${USAGE}` });
+  }
 
   const { startSandbox } = await import('../../sandbox/index.ts');
   const { followAuthorizeUrl } = await import('../../sandbox/headless-browser.ts');
@@ -33,7 +38,12 @@ export async function run(ctx: CliContext, argv: string[]): Promise<number> {
   const { connectMcp } = await import('../../client/mcp.ts');
 
   const home = await mkdtemp(join(tmpdir(), 'mcp-oauth-demo-'));
-  const sandbox = await startSandbox({ accessTokenTtlSeconds: Math.round(ttl), autoApprove: true });
+  const sandbox = await startSandbox({
+    accessTokenTtlSeconds: Math.round(ttl),
+    autoApprove: true,
+    ...(grant ? { grant } : {}),
+    ...(args.values.dpop ? { dpop: 'required' as const, dpopNonce: true } : grant ? { dpop: 'off' as const } : {}),
+  });
   const t0 = Date.now();
   const stamp = () => `[${String(Math.floor((Date.now() - t0) / 1000)).padStart(2, '0')}s]`;
   try {
@@ -41,11 +51,34 @@ export async function run(ctx: CliContext, argv: string[]): Promise<number> {
     ctx.out(`Access tokens live ${ttl} s; calling a tool every ${intervalMs / 1000} s for ${totalSeconds} s.\n`);
     const store = new FileCredentialStore(home);
     const server = { ...serverFromUrl(sandbox.mcpUrl), name: 'sandbox' };
+    // The grant's material, as a user's config would name it: a secret in a variable, a workload
+    // token in a file (rewritten by the "workload" before each use), the enterprise IdP's client.
+    const env: NodeJS.ProcessEnv = { ...ctx.env };
+    let refreshAssertion: (() => Promise<void>) | undefined;
+    if (grant === 'client_credentials') {
+      const c = sandbox.grantClients.clientSecretBasic!;
+      Object.assign(server.oauth, { grant, clientId: c.clientId, clientSecretEnvVar: 'DEMO_CLIENT_SECRET' });
+      env.DEMO_CLIENT_SECRET = c.clientSecret;
+    } else if (grant === 'jwt_bearer') {
+      const { writeFile } = await import('node:fs/promises');
+      const file = join(home, 'workload.jwt');
+      refreshAssertion = async () => writeFile(file, await sandbox.workload!.mint({ ttlSeconds: 600 }), { mode: 0o600 });
+      await refreshAssertion();
+      sandbox.workload!.onAccepted = () => void refreshAssertion?.();
+      Object.assign(server.oauth, { grant, clientId: sandbox.grantClients.jwtBearer!.clientId, assertionFile: file });
+    } else if (grant === 'enterprise') {
+      const idp = sandbox.idp!;
+      const c = sandbox.grantClients.enterprise!;
+      Object.assign(server.oauth, { grant, clientId: c.clientId, clientSecretEnvVar: 'DEMO_MCP_CLIENT_SECRET', enterprise: { issuer: idp.issuer, clientId: idp.client.clientId, clientSecretEnvVar: 'DEMO_IDP_SECRET' } });
+      env.DEMO_MCP_CLIENT_SECRET = c.clientSecret;
+      env.DEMO_IDP_SECRET = idp.client.clientSecret;
+    }
+    if (grant) ctx.out(`Grant: ${grant}${args.values.dpop ? ', DPoP-bound tokens' : ''} (no browser${grant === 'enterprise' ? ' but one headless IdP sign-in' : ''}).`);
     let refreshes = 0;
     const session = createOAuthSession({
       server,
       store,
-      env: ctx.env,
+      env,
       logger: ctx.logger,
       interactive: {
         browser: { mode: 'custom', open: async (url) => void (await followAuthorizeUrl(url)) },
@@ -81,7 +114,8 @@ export async function run(ctx: CliContext, argv: string[]): Promise<number> {
     }
     await conn.close();
     const c = sandbox.counters;
-    ctx.out(`\n${calls} calls, ${failed} failed. After sign-in the token endpoint saw ${c.tokenRequests.refresh_token ?? 0} refreshes (${refreshes} seen here), and the MCP server answered ${c.mcp401} × 401.`);
+    const renewals = grant ? Object.values(c.grants ?? {}).reduce((n, g) => n + g.issued, 0) : c.tokenRequests.refresh_token ?? 0;
+    ctx.out(`\n${calls} calls, ${failed} failed. After sign-in the token endpoint saw ${renewals} ${grant ? `${grant} token requests` : 'refreshes'} (${refreshes} seen here), and the MCP server answered ${c.mcp401} × 401.`);
     ctx.out(`\n$ mcp-oauth status sandbox`);
     const statusCtx = createCliContext({ env: { ...ctx.env, MCP_OAUTH_HOME: home, MCP_OAUTH_STORE: 'file' }, argv: [] });
     statusCtx.server = async () => server;

@@ -123,7 +123,9 @@ export async function run(ctx: CliContext, argv: string[]): Promise<number> {
   } else {
     const resourceOk = credential.key.resource === canonicalResourceUri(server.oauthResource ?? server.url);
     const issuerOk = !asMeta || sameIssuer(credential.key.issuer, asMeta.issuer);
-    const moved = credential.migratedFrom ? `; moved from the authorization server ${credential.migratedFrom.issuer} ${relativeTime(credential.migratedFrom.at, now)}` : '';
+    const moved = (credential.migratedFrom ? `; moved from the authorization server ${credential.migratedFrom.issuer} ${relativeTime(credential.migratedFrom.at, now)}` : '') +
+      (credential.grant && credential.grant !== 'authorization_code' ? `; grant ${credential.grant}` : '') +
+      (credential.dpop ? `; DPoP key ${credential.dpop.thumbprint}${credential.tokenType.toLowerCase() === 'dpop' ? ' (tokens bound to it)' : ' (tokens not bound)'}` : '');
     await record('stored credential', async () => ({
       value: true,
       ok: !credential.needsSignIn && issuerOk && resourceOk,
@@ -133,6 +135,9 @@ export async function run(ctx: CliContext, argv: string[]): Promise<number> {
         issuer: credential.key.issuer, expires_at: credential.expiresAt ?? null, has_refresh_token: Boolean(credential.refreshToken), refresh_token_missing_reason: credential.refreshTokenMissingReason,
         refresh_token_expires_at: credential.refreshTokenExpiresAt ?? null, provider: credential.provider ?? null, quirks_applied: credential.quirksApplied ?? [],
         migrated_from: credential.migratedFrom ? { issuer: credential.migratedFrom.issuer, at: new Date(credential.migratedFrom.at).toISOString() } : null,
+        grant: credential.grant ?? 'authorization_code',
+        dpop_key_thumbprint: credential.dpop?.thumbprint ?? null,
+        dpop_bound: Boolean(credential.dpop) && credential.tokenType.toLowerCase() === 'dpop',
       },
     }));
   }

@@ -4,7 +4,7 @@ import { McpOAuthError } from '../../errors.ts';
 import { printJson } from '../output.ts';
 
 const USAGE =
-  'mcp-oauth sandbox [--access-ttl SECONDS] [--refresh-ttl SECONDS] [--no-rotate] [--provider NAME [--client-secret-env VAR]] [--google (= --provider google)] [--login-pages] [--port N] [--mcp-port N] [--discovery MODE] [--protocol dual|2026-07-28|2025-11-25] [--second-issuer] [--json]';
+  'mcp-oauth sandbox [--access-ttl SECONDS] [--refresh-ttl SECONDS] [--no-rotate] [--provider NAME [--client-secret-env VAR]] [--google (= --provider google)] [--login-pages] [--port N] [--mcp-port N] [--discovery MODE] [--protocol dual|2026-07-28|2025-11-25] [--second-issuer] [--grant client_credentials|jwt_bearer|enterprise]... [--dpop off|optional|required] [--dpop-nonce] [--json]';
 
 function seconds(value: unknown, flag: string): number | undefined {
   if (value === undefined) return undefined;
@@ -33,6 +33,9 @@ export async function run(ctx: CliContext, argv: string[]): Promise<number> {
       discovery: { type: 'string' },
       protocol: { type: 'string' },
       'second-issuer': { type: 'boolean' },
+      grant: { type: 'string', multiple: true },
+      dpop: { type: 'string' },
+      'dpop-nonce': { type: 'boolean' },
     },
     USAGE,
   );
@@ -43,7 +46,9 @@ export async function run(ctx: CliContext, argv: string[]): Promise<number> {
   if (secretEnv && !ctx.env[secretEnv]) {
     throw new McpOAuthError('usage', `${secretFlag} names $${secretEnv}, which is not set`, { hint: `export ${secretEnv}=some-secret` });
   }
-  const { startSandbox, isDiscoveryMode, DISCOVERY_MODES, isSandboxProvider, SANDBOX_PROVIDERS, isSandboxProtocol, SANDBOX_PROTOCOLS } = await import('../../sandbox/index.ts');
+  const {
+    startSandbox, isDiscoveryMode, DISCOVERY_MODES, isSandboxProvider, SANDBOX_PROVIDERS, isSandboxProtocol, SANDBOX_PROTOCOLS, isSandboxGrant, SANDBOX_GRANTS, isSandboxDpop, SANDBOX_DPOP_MODES,
+  } = await import('../../sandbox/index.ts');
   // --google is kept as an alias of --provider google.
   const provider = (v.provider as string | undefined) ?? (v.google ? 'google' : undefined);
   if (provider !== undefined && !isSandboxProvider(provider)) {
@@ -58,6 +63,16 @@ export async function run(ctx: CliContext, argv: string[]): Promise<number> {
   if (protocol !== undefined && !isSandboxProtocol(protocol)) {
     throw new McpOAuthError('usage', `--protocol takes one of ${SANDBOX_PROTOCOLS.join(', ')}; got "${protocol}"`, { hint: `usage: ${USAGE}` });
   }
+  // Sign-in without a person (src/sandbox/grant-modes.ts): `--grant a --grant b` or `--grant a,b`.
+  const grants = ((args.values as { grant?: string[] }).grant ?? []).flatMap((g) => g.split(',')).map((g) => g.trim()).filter(Boolean);
+  const badGrant = grants.find((g) => !isSandboxGrant(g));
+  if (badGrant !== undefined) {
+    throw new McpOAuthError('usage', `--grant takes ${SANDBOX_GRANTS.join(', ')}; got "${badGrant}"`, { hint: `usage: ${USAGE}` });
+  }
+  const dpop = v.dpop as string | undefined;
+  if (dpop !== undefined && !isSandboxDpop(dpop)) {
+    throw new McpOAuthError('usage', `--dpop takes one of ${SANDBOX_DPOP_MODES.join(', ')}; got "${dpop}"`, { hint: `usage: ${USAGE}` });
+  }
   const sandbox = await startSandbox({
     accessTokenTtlSeconds: seconds(v['access-ttl'], '--access-ttl'),
     refreshTokenTtlSeconds: seconds(v['refresh-ttl'], '--refresh-ttl'),
@@ -70,11 +85,17 @@ export async function run(ctx: CliContext, argv: string[]): Promise<number> {
     discovery,
     protocol,
     secondIssuer: Boolean(v['second-issuer']),
+    grant: grants.filter(isSandboxGrant),
+    dpop,
+    dpopNonce: Boolean(v['dpop-nonce']),
   });
+  const { grantCliOutput } = await import('../../sandbox/grant-cli.ts');
+  const grantOutput = await grantCliOutput(sandbox, { secretEnv, dpopNonce: Boolean(v['dpop-nonce']) });
   if (ctx.json) {
     printJson(ctx, {
       issuer: sandbox.issuer, mcp_url: sandbox.mcpUrl, google_client_id: sandbox.googleClient?.clientId, discovery: sandbox.discovery, protocol: sandbox.protocol, second_issuer: sandbox.secondIssuer,
       provider: sandbox.provider, client_id: sandbox.preregisteredClient?.clientId,
+      ...(sandbox.grants.length || dpop || v['dpop-nonce'] ? grantOutput.json : {}),
     });
   } else {
     ctx.out(`Sandbox running on 127.0.0.1:`);
@@ -101,10 +122,13 @@ export async function run(ctx: CliContext, argv: string[]): Promise<number> {
         ctx.out(`  mcp-oauth add ${sandbox.provider}-sandbox ${sandbox.mcpUrl} --provider ${sandbox.provider}`);
       }
     }
-    ctx.out(`Type "revoke", "counters", "drop-sessions" or "notify" here; Ctrl-C to stop.`);
+    for (const line of grantOutput.lines) ctx.out(line);
+    const commands = ['revoke', 'counters', 'drop-sessions', 'notify', ...(sandbox.idp ? ['deny-exchange', 'allow-exchange'] : []), ...(v['dpop-nonce'] ? ['rotate-nonces'] : [])];
+    ctx.out(`Type ${commands.slice(0, -1).map((c) => `"${c}"`).join(', ')} or "${commands.at(-1)}" here; Ctrl-C to stop.`);
     ctx.out(`Next, in another terminal: mcp-oauth login ${sandbox.mcpUrl}`);
   }
   const rl = createInterface({ input: ctx.stdin });
+  let grantNote: string | undefined;
   rl.on('line', async (line) => {
     const cmd = line.trim();
     if (cmd === 'revoke') {
@@ -118,7 +142,8 @@ export async function run(ctx: CliContext, argv: string[]): Promise<number> {
     } else if (cmd === 'drop-sessions') {
       (sandbox as { dropSessions?: () => void }).dropSessions?.();
       ctx.note('sessions dropped');
-    } else if (cmd) ctx.note(`unknown: ${cmd} (revoke | counters | drop-sessions | notify)`);
+    } else if (cmd && (grantNote = grantOutput.command(cmd)) !== undefined) ctx.note(grantNote);
+    else if (cmd) ctx.note(`unknown: ${cmd} (revoke | counters | drop-sessions | notify | rotate-nonces | deny-exchange | allow-exchange)`);
   });
   await new Promise<void>((resolve) => {
     const stop = () => resolve();
@@ -126,6 +151,7 @@ export async function run(ctx: CliContext, argv: string[]): Promise<number> {
     process.once('SIGTERM', stop);
   });
   rl.close();
+  await grantOutput.close();
   await sandbox.close();
   return 0;
 }

@@ -32,6 +32,8 @@ export async function run(ctx: CliContext, argv: string[]): Promise<number> {
   if (credential.migratedFrom) {
     ctx.out(`  Moved:          from the authorization server ${credential.migratedFrom.issuer} ${relativeTime(credential.migratedFrom.at, now)}; signed in again at the new one`);
   }
+  if (credential.grant && credential.grant !== 'authorization_code') ctx.out(`  Grant:          ${credential.grant} (renewed without a browser before it expires)`);
+  if (credential.dpop) ctx.out(`  DPoP key:       ${credential.dpop.thumbprint}; tokens ${state.dpop_bound ? 'bound to it (RFC 9449)' : 'not bound (the server issued bearer tokens)'}`);
   if (credential.resourceIndicator) ctx.out(`  Resource:       ${credential.resourceIndicator} (the server's metadata covers its URL with this prefix)`);
   ctx.out(`  Client id:      ${credential.clientId}`);
   ctx.out(`  Scopes:         ${credential.scopes.join(' ') || '(none)'}`);
