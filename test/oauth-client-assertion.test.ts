@@ -15,27 +15,13 @@ import {
   privateKeyJwtClient,
 } from '../src/oauth/client-assertion.ts';
 import { exchangeAuthorizationCode, refreshAccessToken, revokeToken, type ClientAuth } from '../src/oauth/tokens.ts';
-import type { FetchLike } from '../src/types.ts';
+import { json, stubFetch } from './fixtures/token-endpoint-stub.ts';
 
 const NOW = 1_800_000_000_000;
 const ISSUER = 'https://as.example.com';
 const TOKEN_ENDPOINT = 'https://as.example.com/oauth/token';
 const RESOURCE = 'https://mcp.example.com/mcp';
 
-interface Captured { url: string; headers: Headers; body: URLSearchParams }
-
-function stubFetch(...responses: Response[]): { fetch: FetchLike; requests: Captured[] } {
-  const requests: Captured[] = [];
-  const fetch: FetchLike = async (input, init) => {
-    requests.push({ url: String(input), headers: new Headers(init?.headers), body: new URLSearchParams(String(init?.body ?? '')) });
-    const next = responses.shift();
-    if (!next) throw new Error('unexpected request');
-    return next;
-  };
-  return { fetch, requests };
-}
-
-const json = (body: unknown, status = 200) => new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json' } });
 const tokens = () => json({ access_token: 'at-1', token_type: 'Bearer', expires_in: 3600 });
 
 async function rejection(p: Promise<unknown> | (() => unknown)): Promise<McpOAuthError> {

@@ -16,7 +16,7 @@ import {
 } from '../src/oauth/dpop.ts';
 import { requestClientCredentialsToken } from '../src/oauth/grants.ts';
 import { refreshAccessToken, type ClientAuth } from '../src/oauth/tokens.ts';
-import type { FetchLike } from '../src/types.ts';
+import { json, stubFetch } from './fixtures/token-endpoint-stub.ts';
 
 const NOW = 1_800_000_000_000;
 const TOKEN_ENDPOINT = 'https://as.example.com/token';
@@ -24,21 +24,6 @@ const RESOURCE = 'https://mcp.example.com/mcp';
 const ACCESS = 'at-SECRET-access-token-0123456789';
 const PUBLIC: ClientAuth = { clientId: 'client-1', method: 'none' };
 
-interface Captured { url: string; headers: Headers; body: URLSearchParams }
-
-function stubFetch(...responses: Response[]): { fetch: FetchLike; requests: Captured[] } {
-  const requests: Captured[] = [];
-  const fetch: FetchLike = async (input, init) => {
-    requests.push({ url: String(input), headers: new Headers(init?.headers), body: new URLSearchParams(String(init?.body ?? '')) });
-    const next = responses.shift();
-    if (!next) throw new Error('unexpected request');
-    return next;
-  };
-  return { fetch, requests };
-}
-
-const json = (body: unknown, status = 200, headers: Record<string, string> = {}) =>
-  new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json', ...headers } });
 const useNonce = (nonce?: string) => json({ error: 'use_dpop_nonce', error_description: 'Authorization server requires nonce in DPoP proof' }, 400, nonce ? { 'DPoP-Nonce': nonce } : {});
 const dpopTokens = (nonce?: string) => json({ access_token: ACCESS, token_type: 'DPoP', expires_in: 60, refresh_token: 'rt-2' }, 200, nonce ? { 'DPoP-Nonce': nonce } : {});
 

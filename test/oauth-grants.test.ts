@@ -19,6 +19,7 @@ import {
 } from '../src/oauth/grants.ts';
 import type { ClientAuth } from '../src/oauth/tokens.ts';
 import type { FetchLike } from '../src/types.ts';
+import { json, stubFetch } from './fixtures/token-endpoint-stub.ts';
 
 const NOW = 1_800_000_000_000;
 const SEC = NOW / 1000;
@@ -30,20 +31,6 @@ const SECRET = 'cs-SECRET-client-secret-0123456789';
 const ACCESS = 'at-SECRET-access-token-0123456789';
 const SOURCE = 'the file /var/run/secrets/tokens/mcp-token';
 
-interface Captured { url: string; headers: Headers; body: URLSearchParams }
-
-function stubFetch(...responses: Response[]): { fetch: FetchLike; requests: Captured[] } {
-  const requests: Captured[] = [];
-  const fetch: FetchLike = async (input, init) => {
-    requests.push({ url: String(input), headers: new Headers(init?.headers), body: new URLSearchParams(String(init?.body ?? '')) });
-    const next = responses.shift();
-    if (!next) throw new Error('unexpected request');
-    return next;
-  };
-  return { fetch, requests };
-}
-
-const json = (body: unknown, status = 200) => new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json' } });
 const tokens = (extra: Record<string, unknown> = {}) => json({ access_token: ACCESS, token_type: 'Bearer', expires_in: 3600, ...extra });
 
 async function rejection(p: Promise<unknown> | (() => unknown)): Promise<McpOAuthError> {
