@@ -108,12 +108,12 @@ export interface TokenSet {
 }
 
 /**
- * Where credentials and client registrations live: the OS keychain, a file, or memory.
+ * Where credentials and client registrations live: the OS keychain, a file, memory, or Redis.
  * Implementations must persist `put` durably before resolving (a rotated refresh token is written
  * before anything else happens).
  */
 export interface CredentialStore {
-  readonly kind: 'keychain' | 'file' | 'memory';
+  readonly kind: 'keychain' | 'file' | 'memory' | 'redis';
   get(key: CredentialKey): Promise<Credential | undefined>;
   put(credential: Credential): Promise<void>;
   delete(key: CredentialKey): Promise<void>;

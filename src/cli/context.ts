@@ -29,7 +29,7 @@ export interface CliContext {
   /** Set by parse() when the command was given --json. */
   json: boolean;
   server(nameOrUrl: string): Promise<ServerConfig>;
-  settings(): Promise<{ store: 'auto' | 'keychain' | 'file'; refreshMarginSeconds: number }>;
+  settings(): Promise<{ store: 'auto' | 'keychain' | 'file' | 'redis'; refreshMarginSeconds: number; redisUrl?: string; redisKeyFile?: string }>;
   store(): Promise<CredentialStore>;
   out(text: string): void;
   /** Progress and waiting lines: stderr, so stdout stays clean for --json and `token`. */
@@ -97,9 +97,10 @@ export function createCliContext(opts: { env: NodeJS.ProcessEnv; argv: string[] 
     store() {
       storePromise ??= (async () => {
         const { openCredentialStore } = await import('../store/open-store.ts');
-        const forced = env.MCP_OAUTH_STORE as 'auto' | 'keychain' | 'file' | 'memory' | undefined;
-        const mode = forced ?? (await ctx.settings()).store;
-        return openCredentialStore({ home, mode, logger });
+        const forced = env.MCP_OAUTH_STORE as 'auto' | 'keychain' | 'file' | 'memory' | 'redis' | undefined;
+        const settings = await ctx.settings();
+        const mode = forced ?? settings.store;
+        return openCredentialStore({ home, mode, logger, redis: { url: settings.redisUrl, keyFile: settings.redisKeyFile, env } });
       })();
       return storePromise;
     },

@@ -1,3 +1,4 @@
+import { dirname, resolve as resolvePath } from 'node:path';
 import { canonicalResourceUri } from '../oauth/canonical.ts';
 import { McpOAuthError } from '../errors.ts';
 import type { ServerConfig } from '../types.ts';
@@ -8,13 +9,19 @@ import { isHttpUrl, SERVER_NAME, toServerConfig } from './schema.ts';
 export { addServer, removeServer, type AddServerOptions } from './edit.ts';
 export { parseConfigText } from './parse.ts';
 
-export type StoreSetting = 'auto' | 'keychain' | 'file';
+export type StoreSetting = 'auto' | 'keychain' | 'file' | 'redis';
 
 export interface LoadedConfig {
   file: string;
   exists: boolean;
   servers: Record<string, ServerConfig>;
-  settings: { store: StoreSetting; refreshMarginSeconds: number };
+  settings: {
+    store: StoreSetting;
+    refreshMarginSeconds: number;
+    /** `[settings] redis_url` (never with a password) and `redis_key_file` (absolute, or relative to the config file). */
+    redisUrl?: string;
+    redisKeyFile?: string;
+  };
 }
 
 /** Refresh this long before `expiresAt` unless `[settings] refresh_margin_seconds` says otherwise. */
@@ -34,6 +41,8 @@ export async function loadConfig(opts: { env: NodeJS.ProcessEnv }): Promise<Load
     settings: {
       store: parsed.data.settings?.store ?? 'auto',
       refreshMarginSeconds: parsed.data.settings?.refresh_margin_seconds ?? DEFAULT_REFRESH_MARGIN_SECONDS,
+      ...(parsed.data.settings?.redis_url ? { redisUrl: parsed.data.settings.redis_url } : {}),
+      ...(parsed.data.settings?.redis_key_file ? { redisKeyFile: resolvePath(dirname(parsed.file), parsed.data.settings.redis_key_file) } : {}),
     },
   };
 }

@@ -36,6 +36,23 @@ export function isHttpUrl(value: string): boolean {
   }
 }
 
+export function isRedisUrl(value: string): boolean {
+  try {
+    const u = new URL(value);
+    return u.protocol === 'redis:' || u.protocol === 'rediss:';
+  } catch {
+    return false;
+  }
+}
+
+function hasPassword(value: string): boolean {
+  try {
+    return new URL(value).password !== '';
+  } catch {
+    return false;
+  }
+}
+
 const httpUrl = () => text('an http(s) URL').check(z.refine(isHttpUrl, { error: 'must be an http(s) URL' }));
 
 export const oauthTableSchema = z.strictObject(
@@ -94,7 +111,18 @@ export const serverTableSchema = z.looseObject(
 
 export const settingsSchema = z.strictObject(
   {
-    store: z.optional(z.enum(['auto', 'keychain', 'file'], { error: 'must be "auto", "keychain" or "file"' })),
+    store: z.optional(z.enum(['auto', 'keychain', 'file', 'redis'], { error: 'must be "auto", "keychain", "file" or "redis"' })),
+    // The shared Redis/Valkey store. A password never sits in the config file (it is read by
+    // everyone who can read the config, and copied between hosts): MCP_OAUTH_REDIS_URL carries it.
+    redis_url: z.optional(
+      text('a redis:// or rediss:// URL').check(
+        z.refine(isRedisUrl, { error: 'must be a redis:// or rediss:// URL' }),
+        z.refine((v) => !hasPassword(v), {
+          error: 'must not contain a password: put the whole URL with its password in the environment variable MCP_OAUTH_REDIS_URL instead',
+        }),
+      ),
+    ),
+    redis_key_file: z.optional(text('a file path')),
     refresh_margin_seconds: z.optional(wholeNumber('must be a whole number of seconds >= 0', 0)),
   },
   { error: (issue) => (issue.code === 'unrecognized_keys' ? 'is not a known setting' : 'must be a table') },

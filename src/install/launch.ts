@@ -18,7 +18,7 @@ export interface ProxyLaunch {
 }
 
 /** The store choices `[settings] store` and MCP_OAUTH_STORE accept. */
-export type StoreChoice = 'auto' | 'keychain' | 'file' | 'memory';
+export type StoreChoice = 'auto' | 'keychain' | 'file' | 'memory' | 'redis';
 
 /** The CLI entry point of this very installation (bin/mcp-oauth.js), as an absolute path. */
 export const CLI_SCRIPT_PATH = fileURLToPath(new URL('../../bin/mcp-oauth.js', import.meta.url));

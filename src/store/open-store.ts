@@ -4,7 +4,7 @@ import { FileCredentialStore } from './file-store.ts';
 import { KeychainCredentialStore, probeKeychain } from './keychain-store.ts';
 import { MemoryCredentialStore } from './memory-store.ts';
 
-export type StoreMode = 'auto' | 'keychain' | 'file' | 'memory';
+export type StoreMode = 'auto' | 'keychain' | 'file' | 'memory' | 'redis';
 
 /**
  * Picks where credentials live. 'auto': the OS keychain when a quick probe (write/read/delete)
@@ -17,6 +17,9 @@ export async function openCredentialStore(opts: {
   logger?: Logger;
   /** For the keychain probe; defaults to process.env (the keyring library reads it anyway). */
   env?: NodeJS.ProcessEnv;
+  /** Mode 'redis': `[settings] redis_url` / `redis_key_file`; MCP_OAUTH_REDIS_URL / MCP_OAUTH_REDIS_KEY
+   * in `env` (default: `opts.env`, else process.env) win. */
+  redis?: { url?: string; keyFile?: string; env?: NodeJS.ProcessEnv };
 }): Promise<CredentialStore> {
   const mode = opts.mode ?? 'auto';
   const logger = opts.logger ?? silentLogger;
@@ -25,6 +28,8 @@ export async function openCredentialStore(opts: {
       return new MemoryCredentialStore();
     case 'file':
       return new FileCredentialStore(opts.home);
+    case 'redis':
+      return openRedis(opts.redis?.env ?? opts.env ?? process.env, opts.redis ?? {}, logger);
     case 'keychain': {
       const probe = await probeKeychain({ env: opts.env });
       if (!probe.ok) {
@@ -46,7 +51,31 @@ export async function openCredentialStore(opts: {
     }
     default:
       throw new McpOAuthError('usage', `unknown credential store ${JSON.stringify(mode)}`, {
-        hint: 'use one of: auto, keychain, file, memory',
+        hint: 'use one of: auto, keychain, file, memory, redis',
       });
   }
+}
+
+/**
+ * The shared Redis store (src/store/redis-store.ts), imported only here so the other stores never
+ * load the Redis client. The URL from MCP_OAUTH_REDIS_URL (the only place a password may be) wins
+ * over `redis_url`; MCP_OAUTH_REDIS_LEASE_MS shortens the lease TTL (tests).
+ */
+async function openRedis(env: NodeJS.ProcessEnv, settings: { url?: string; keyFile?: string }, logger: Logger): Promise<CredentialStore> {
+  const url = env.MCP_OAUTH_REDIS_URL || settings.url;
+  if (!url) {
+    throw new McpOAuthError('config_invalid', 'store = "redis" needs a Redis URL', {
+      hint: 'set [settings] redis_url = "redis://HOST:6379/0", or MCP_OAUTH_REDIS_URL (with the password, if any)',
+    });
+  }
+  const { isRedisUrl } = await import('../config/schema.ts');
+  if (!isRedisUrl(url)) {
+    throw new McpOAuthError('config_invalid', 'MCP_OAUTH_REDIS_URL must be a redis:// or rediss:// URL', { hint: 'e.g. redis://:PASSWORD@HOST:6379/0' });
+  }
+  const [{ loadRedisKey }, { openRedisStore }] = await Promise.all([import('./redis-crypto.ts'), import('./redis-store.ts')]);
+  const key = loadRedisKey({ env, keyFile: settings.keyFile });
+  const leaseMs = Number(env.MCP_OAUTH_REDIS_LEASE_MS) || undefined;
+  const store = await openRedisStore({ url, key, leaseMs, logger });
+  logger.debug('credential store: redis', { where: store.where });
+  return store;
 }

@@ -39,7 +39,8 @@ export async function makeHome(extraEnv: NodeJS.ProcessEnv = {}): Promise<TestHo
     NO_COLOR: '1',
     ...extraEnv,
   };
-  return { home, env, browserLog, cleanup: () => rm(root, { recursive: true, force: true }) };
+  // Retries: a detached $BROWSER script may still be writing its log when the CLI has exited.
+  return { home, env, browserLog, cleanup: () => rm(root, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 }) };
 }
 
 export interface CliResult {

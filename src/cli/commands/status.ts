@@ -46,7 +46,7 @@ export async function run(ctx: CliContext, argv: string[]): Promise<number> {
     ctx.out(`  Provider:       ${credential.provider}; quirks applied: ${(credential.quirksApplied ?? []).join(', ') || 'none'}`);
   }
   if (credential.refreshTokenMissingReason) ctx.out(`  Why no refresh token: ${credential.refreshTokenMissingReason}`);
-  ctx.out(`  Stored in:      ${store.kind === 'keychain' ? 'the OS keychain' : store.kind === 'file' ? 'a 0600 file under ' + ctx.home : 'memory'}`);
+  ctx.out(`  Stored in:      ${store.kind === 'keychain' ? 'the OS keychain' : store.kind === 'file' ? 'a 0600 file under ' + ctx.home : store.kind === 'redis' ? 'Redis, encrypted (' + ((store as { where?: string }).where ?? 'redis') + ')' : 'memory'}`);
   if (credential.needsSignIn) {
     ctx.out(`  ✗ Sign-in required: ${credential.needsSignIn.reason}`);
     ctx.out(`Next: ${loginCommand(server.name)}`);
