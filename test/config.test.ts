@@ -228,7 +228,7 @@ callback_port = 70000
     await writeConfig(file, `[mcp_servers.a]\nurl = "https://a.example"\n\nscopes = ["ok", 3]\n`);
     assert.equal((await configError(loadConfig({ env }))).message, `${file}:4: mcp_servers.a.scopes[1] must be a string`);
     await writeConfig(file, `[settings]\nstore = "cloud"\n`);
-    assert.equal((await configError(loadConfig({ env }))).message, `${file}:2: settings.store must be "auto", "keychain" or "file"`);
+    assert.equal((await configError(loadConfig({ env }))).message, `${file}:2: settings.store must be "auto", "keychain", "file" or "redis"`);
     await writeConfig(file, `[mcp_servers.a]\nurl = "ftp://a.example"\n`);
     assert.equal((await configError(loadConfig({ env }))).message, `${file}:2: mcp_servers.a.url must be an http(s) URL`);
     await writeConfig(file, `[mcp_servers.a]\nscopes = []\n`);

@@ -195,7 +195,9 @@ export class RedisCredentialStore implements CredentialStore {
 
 /** Opens the store; ioredis is imported here only, so no other store pays for loading it. */
 export async function openRedisStore(opts: RedisStoreOptions): Promise<RedisCredentialStore> {
-  const { Redis } = await import('ioredis');
+  const mod = await import('ioredis');
+  // ioredis is CommonJS: Node's ESM loader exposes `Redis` as a named export, esbuild's bundle only under `default`.
+  const Redis = mod.Redis ?? (mod.default as unknown as { Redis?: typeof mod.Redis }).Redis ?? (mod.default as unknown as typeof mod.Redis);
   const client = new Redis(opts.url, {
     lazyConnect: true,
     // Fail fast instead of queueing or retrying: a caller waiting on a dead Redis must get exit 6
