@@ -133,16 +133,7 @@ export async function signIn(opts: SignInOptions): Promise<Credential> {
     opts.onAuthorizeUrl?.(authorizeUrl);
 
     const params = await waitForRedirect(opts, authorizeUrl, callback);
-    let code: string;
-    try {
-      ({ code } = validateAuthorizationResponse({ params: params.params, expectedState: state, metadata }));
-    } catch (e) {
-      // An `error=` redirect (RFC 6749 §4.1.2.1, e.g. the user clicked Deny) gets plain words on the
-      // page; the iss/state refusals (no oauthError) keep their own message.
-      const plain = e instanceof McpOAuthError && e.oauthError ? describeAuthorizationError(params.params) : undefined;
-      params.respond({ ok: false, message: plain ?? (e instanceof Error ? e.message : String(e)) });
-      throw e;
-    }
+    const code = validatedCode(params, state, metadata);
 
     const client = clientAuthFrom(registration);
     let tokens;
@@ -185,6 +176,21 @@ export async function signIn(opts: SignInOptions): Promise<Credential> {
     });
   } finally {
     await callback.close();
+  }
+}
+
+/**
+ * The authorization code of a redirect, after RFC 9207 `iss` and `state` checks; a refusal is
+ * shown on the browser's page too. An `error=` redirect (RFC 6749 §4.1.2.1, e.g. the user clicked
+ * Deny) gets plain words there; the iss/state refusals (no oauthError) keep their own message.
+ */
+export function validatedCode(redirect: Redirect, state: string, metadata: Parameters<typeof validateAuthorizationResponse>[0]['metadata']): string {
+  try {
+    return validateAuthorizationResponse({ params: redirect.params, expectedState: state, metadata }).code;
+  } catch (e) {
+    const plain = e instanceof McpOAuthError && e.oauthError ? describeAuthorizationError(redirect.params) : undefined;
+    redirect.respond({ ok: false, message: plain ?? (e instanceof Error ? e.message : String(e)) });
+    throw e;
   }
 }
 

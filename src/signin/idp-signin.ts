@@ -6,14 +6,13 @@
  */
 import { decodeJwt } from 'jose';
 import { McpOAuthError } from '../errors.ts';
-import { buildAuthorizationUrl, createPkce, createState, validateAuthorizationResponse } from '../oauth/authorize.ts';
+import { buildAuthorizationUrl, createPkce, createState } from '../oauth/authorize.ts';
 import { sameIssuer, type AuthorizationServerMetadata } from '../oauth/discovery.ts';
 import { exchangeAuthorizationCode, type ClientAuth } from '../oauth/tokens.ts';
 import type { Clock, CredentialStore, FetchLike, Logger, ServerConfig, TokenSet } from '../types.ts';
 import { canOpenBrowser } from './browser.ts';
-import { DEFAULT_SIGNIN_TIMEOUT_MS, noWayToSignIn, waitForRedirect, type BrowserMode } from './flow.ts';
+import { DEFAULT_SIGNIN_TIMEOUT_MS, noWayToSignIn, validatedCode, waitForRedirect, type BrowserMode } from './flow.ts';
 import { startCallbackServer } from './loopback.ts';
-import { describeAuthorizationError } from './pages.ts';
 
 /** What mcp-oauth reads from an ID token (decoded only: see readIdToken). Times in epoch ms. */
 export interface IdTokenClaims {
@@ -127,14 +126,7 @@ export async function signInAtIdp(opts: {
     interactive.onAuthorizeUrl?.(url);
     opts.logger.info('signing in to the enterprise identity provider', { server: server.name, idp: issuer });
     const redirect = await waitForRedirect({ server, store: opts.store, fetch: opts.fetch, env: opts.env, logger: opts.logger, browser: mode }, url, callback);
-    let code: string;
-    try {
-      ({ code } = validateAuthorizationResponse({ params: redirect.params, expectedState: state, metadata }));
-    } catch (e) {
-      const plain = e instanceof McpOAuthError && e.oauthError ? describeAuthorizationError(redirect.params) : undefined;
-      redirect.respond({ ok: false, message: plain ?? (e instanceof Error ? e.message : String(e)) });
-      throw e;
-    }
+    const code = validatedCode(redirect, state, metadata);
     let tokens: TokenSet;
     let claims: IdTokenClaims;
     try {
