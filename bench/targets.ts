@@ -117,6 +117,22 @@ const clientInfo = { name: 'mcp-oauth-bench', version: '0.1.0' };
 /** A target that cannot connect at all in an era is reported, not waited on. */
 const CONNECT_TIMEOUT_MS = 30_000;
 
+/** A proxy child over stdio, either era: closing stdin ends it; how long that takes is measured. */
+function proxyConnection(target: TargetId, client: BenchClient & { close(): Promise<void> }, pid: number | null | undefined, stderr: () => string): Connection {
+  return {
+    target,
+    client,
+    pid: pid ?? undefined,
+    stderr,
+    async close() {
+      const started = performance.now();
+      await client.close();
+      const exitMs = performance.now() - started;
+      return { exitMs, exitedOnStdinEnd: exitMs < 1900 };
+    },
+  };
+}
+
 /** Connects (spawn + initialize + initialized; 2026-07-28: spawn + server/discover); the floor connects in this process. */
 export async function connect(target: TargetId, setup: BenchSetup): Promise<Connection> {
   if (setup.era === MODERN_ERA) return connectModern(target, setup);
@@ -150,18 +166,7 @@ export async function connect(target: TargetId, setup: BenchSetup): Promise<Conn
     await transport.close().catch(() => {});
     throw new Error(`${TARGET_LABELS[target]} did not initialize: ${(err as Error).message}\n${stderr}`);
   }
-  return {
-    target,
-    client,
-    pid: transport.pid ?? undefined,
-    stderr: () => stderr,
-    async close() {
-      const started = performance.now();
-      await client.close();
-      const exitMs = performance.now() - started;
-      return { exitMs, exitedOnStdinEnd: exitMs < 1900 };
-    },
-  };
+  return proxyConnection(target, client, transport.pid, () => stderr);
 }
 
 /** The 2026-07-28 era: the SDK v2 Client pinned to that revision (no fallback to initialize). */
@@ -200,18 +205,7 @@ async function connectModern(target: TargetId, setup: BenchSetup): Promise<Conne
   await withDeadline(client.connect(transport), TARGET_LABELS[target], () => transport.close()).catch((err: Error) => {
     throw new Error(`${err.message}\n${stderr}`);
   });
-  return {
-    target,
-    client,
-    pid: transport.pid ?? undefined,
-    stderr: () => stderr,
-    async close() {
-      const started = performance.now();
-      await client.close();
-      const exitMs = performance.now() - started;
-      return { exitMs, exitedOnStdinEnd: exitMs < 1900 };
-    },
-  };
+  return proxyConnection(target, client, transport.pid, () => stderr);
 }
 
 /**
