@@ -1,6 +1,8 @@
 /**
  * Cold start: a fresh process to the `initialize` response and to the `tools/list` response, the
- * three targets alternating run by run (no target gets a warmer disk cache or a quieter machine).
+ * targets alternating run by run (no target gets a warmer disk cache or a quieter machine). The
+ * gateway has no process to start (it is already running): its figure is a new client's connect and
+ * first `tools/list` through it, which is what a client of the gateway waits for.
  * Each run also counts, at the server, the sessions the start opened and the DELETEs its exit sent:
  * a proxy should open one session per start (no throwaway probe session) and end it on exit
  * (MCP spec "Session Management": clients that no longer need a session SHOULD send DELETE). In the
@@ -85,7 +87,7 @@ export interface ColdStartResult {
 }
 
 export async function measureColdStart(setup: BenchSetup, server: BenchServer, runs: number, log: (line: string) => void): Promise<ColdStartResult> {
-  const all: Record<TargetId, ColdStartRun[]> = { floor: [], 'mcp-oauth': [], 'mcp-remote': [] };
+  const all = Object.fromEntries(TARGETS.map((t) => [t, [] as ColdStartRun[]])) as Record<TargetId, ColdStartRun[]>;
   const unavailable: Partial<Record<TargetId, string>> = {};
   for (let i = 0; i < runs; i++) {
     // Rotate which target goes first as well as alternating them.

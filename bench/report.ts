@@ -2,7 +2,7 @@
  * The figures as one table (plain text for the terminal, Markdown for the README) and the issue's
  * targets, evaluated. A missed target is reported, never an error: benchmarks print, they do not fail.
  */
-import type { TargetId } from './targets.ts';
+import { TARGETS, TARGET_LABELS, type TargetId } from './targets.ts';
 
 /** Every figure of one target; null = not applicable (e.g. the floor has no proxy process). */
 export interface TargetFigures {
@@ -40,17 +40,17 @@ interface Row {
 
 export function rows(o: { calls: number; concurrency: number; bigKb: number; coldRuns: number }): Row[] {
   return [
-    { key: 'coldInitializeMs', label: `cold start → initialize (ms, median of ${o.coldRuns})`, decimals: 0, ratio: true },
-    { key: 'coldToolsListMs', label: `cold start → tools/list (ms, median of ${o.coldRuns})`, decimals: 0, ratio: true },
+    { key: 'coldInitializeMs', label: `cold start → initialize (ms, median of ${o.coldRuns}; gateway: a new client, no process start)`, decimals: 0, ratio: true },
+    { key: 'coldToolsListMs', label: `cold start → tools/list (ms, median of ${o.coldRuns}; gateway: a new client's first tools/list)`, decimals: 0, ratio: true },
     { key: 'latencyP50Ms', label: `echo latency p50 (ms, ${o.calls} sequential)`, decimals: 3, ratio: true },
     { key: 'latencyP99Ms', label: 'echo latency p99 (ms)', decimals: 3, ratio: true },
-    { key: 'addedLatencyP50Ms', label: 'latency added by the proxy, p50 (ms)', decimals: 3, ratio: false },
+    { key: 'addedLatencyP50Ms', label: 'latency added per call, p50 − floor p50 (ms)', decimals: 3, ratio: false },
     { key: 'throughputCallsPerSecond', label: `throughput, ${o.concurrency} in flight (calls/s)`, decimals: 0, ratio: true },
     { key: 'bigResultMs', label: `${o.bigKb} KB result round trip (ms, median)`, decimals: 2, ratio: true },
-    { key: 'cpuMsPerCall', label: 'proxy CPU per call (ms)', decimals: 4, ratio: false },
-    { key: 'driverCpuMsPerCall', label: 'bench driver CPU per call (ms; floor: SDK HTTP client)', decimals: 4, ratio: false },
+    { key: 'cpuMsPerCall', label: 'proxy (gateway) process CPU per call (ms)', decimals: 4, ratio: false },
+    { key: 'driverCpuMsPerCall', label: 'bench driver CPU per call (ms; floor, gateway: SDK HTTP client)', decimals: 4, ratio: false },
     { key: 'serverCpuMsPerCall', label: 'server CPU per call (ms)', decimals: 4, ratio: false },
-    { key: 'cpuMsPerCallUnderLoad', label: `proxy CPU per call, ${o.concurrency} in flight (ms)`, decimals: 4, ratio: false },
+    { key: 'cpuMsPerCallUnderLoad', label: `proxy (gateway) process CPU per call, ${o.concurrency} in flight (ms)`, decimals: 4, ratio: false },
     { key: 'idleRssMiB', label: 'idle RSS (MiB)', decimals: 1, ratio: true },
     { key: 'peakRssMiB', label: 'peak RSS after throughput (MiB)', decimals: 1, ratio: false },
     { key: 'sessionsPerStart', label: 'sessions opened per start', decimals: 2, ratio: false },
@@ -58,22 +58,26 @@ export function rows(o: { calls: number; concurrency: number; bigKb: number; col
     { key: 'extraRequestsPerStart', label: 'probe/401 requests per start', decimals: 2, ratio: false },
     { key: 'rejectedPerStart', label: 'refused requests (4xx but 401) per start', decimals: 2, ratio: false },
     { key: 'connectionsPerStart', label: 'TCP connections per start', decimals: 2, ratio: false },
-    { key: 'exitMs', label: 'stdin closed → process exit (ms, median)', decimals: 0, ratio: false },
+    { key: 'exitMs', label: 'stdin closed → process exit (ms, median; gateway: no process)', decimals: 0, ratio: false },
   ];
 }
 
 export interface TargetCheck {
-  key: FigureKey;
+  /** A figure of the main table (FigureKey), or of another table (the fleet's). */
+  key: string;
   /** The issue's wording. */
   rule: string;
-  /** proxy/mcp-remote must be ≤ limit (or ≥ limit when `atLeast`). */
+  /** What the ratio divides by (shown as "… of BASELINE"). */
+  baseline: string;
+  /** subject/baseline must be ≤ limit (or ≥ limit when `atLeast`). */
   limit: number;
   atLeast?: boolean;
   ratio: number | null;
   met: boolean | null;
 }
 
-const CHECKS: Array<Omit<TargetCheck, 'ratio' | 'met'>> = [
+/** The proxy's targets (issue 5), each against mcp-remote. */
+const CHECKS: Array<Omit<TargetCheck, 'ratio' | 'met' | 'baseline'> & { key: FigureKey }> = [
   { key: 'addedLatencyP50Ms', rule: 'latency added (p50 − floor p50) ≤ 1/3 of mcp-remote’s', limit: 1 / 3 },
   { key: 'cpuMsPerCall', rule: 'CPU per call ≤ 1/4 of mcp-remote’s', limit: 1 / 4 },
   { key: 'throughputCallsPerSecond', rule: 'throughput ≥ 1.8× mcp-remote’s', limit: 1.8, atLeast: true },
@@ -81,60 +85,69 @@ const CHECKS: Array<Omit<TargetCheck, 'ratio' | 'met'>> = [
   { key: 'idleRssMiB', rule: 'idle RSS ≤ 1/2 of mcp-remote’s', limit: 1 / 2 },
 ];
 
-export function evaluateTargets(figures: Figures): TargetCheck[] {
-  return CHECKS.map((check) => {
-    const proxy = figures['mcp-oauth'][check.key];
-    const remote = figures['mcp-remote'][check.key];
-    // A non-positive baseline (e.g. mcp-remote adding no measurable latency) cannot be divided by.
-    if (proxy === null || remote === null || !(remote > 0)) return { ...check, ratio: null, met: null };
-    const ratio = proxy / remote;
-    return { ...check, ratio, met: check.atLeast ? ratio >= check.limit : ratio <= check.limit };
-  });
+/** A subject/baseline check; a missing or non-positive baseline cannot be divided by (met: null). */
+export function check(spec: Omit<TargetCheck, 'ratio' | 'met'>, subject: number | null, baseline: number | null): TargetCheck {
+  if (subject === null || baseline === null || !(baseline > 0) || Number.isNaN(subject)) return { ...spec, ratio: null, met: null };
+  const ratio = subject / baseline;
+  return { ...spec, ratio, met: spec.atLeast ? ratio >= spec.limit : ratio <= spec.limit };
 }
 
-function fmt(value: number | null, decimals: number): string {
-  if (value === null || Number.isNaN(value)) return 'n/a';
+export function evaluateTargets(figures: Figures): TargetCheck[] {
+  // E.g. mcp-remote adding no measurable latency leaves nothing to divide by.
+  return CHECKS.map((spec) => check({ ...spec, baseline: 'mcp-remote' }, figures['mcp-oauth'][spec.key], figures['mcp-remote'][spec.key]));
+}
+
+export function fmt(value: number | null | undefined, decimals: number): string {
+  if (value === null || value === undefined || Number.isNaN(value)) return 'n/a';
   return value.toFixed(decimals);
 }
 
-function ratioToFloor(value: number | null, floor: number | null): string {
-  if (value === null || floor === null || !(floor > 0)) return '—';
-  return `${(value / floor).toFixed(2)}×`;
+export function ratioText(value: number | null | undefined, base: number | null | undefined): string {
+  if (value === null || value === undefined || base === null || base === undefined || !(base > 0) || Number.isNaN(value)) return '—';
+  return `${(value / base).toFixed(2)}×`;
 }
 
-function checkText(check: TargetCheck | undefined): string {
+export function checkText(check: TargetCheck | undefined): string {
   if (!check) return '';
   const limit = `${check.atLeast ? '≥' : '≤'} ${check.limit.toFixed(2)}×`;
-  if (check.met === null) return `n/a (needs ${limit} of mcp-remote)`;
-  return `${check.met ? 'yes' : 'NO'}: ${check.ratio!.toFixed(2)}× of mcp-remote (${limit})`;
+  if (check.met === null) return `n/a (needs ${limit} of ${check.baseline})`;
+  return `${check.met ? 'yes' : 'NO'}: ${check.ratio!.toFixed(2)}× of ${check.baseline} (${limit})`;
 }
 
-const HEADER = ['figure', 'floor', 'mcp-oauth proxy', 'mcp-remote', 'proxy/floor', 'mcp-remote/floor', 'target met?'];
+/** Column names for the ratio columns: short, the table is wide. */
+const SHORT: Record<TargetId, string> = { floor: 'floor', 'mcp-oauth': 'proxy', gateway: 'gateway', 'mcp-remote': 'mcp-remote' };
+const MEASURED = TARGETS;
+const RATIOED = TARGETS.filter((t) => t !== 'floor');
+const HEADER = ['figure', ...MEASURED.map((t) => TARGET_LABELS[t]), ...RATIOED.map((t) => `${SHORT[t]}/floor`), 'target met?'];
 
 function cells(figures: Figures, table: Row[], checks: TargetCheck[]): string[][] {
   return table.map((row) => {
-    const [f, p, r] = [figures.floor[row.key], figures['mcp-oauth'][row.key], figures['mcp-remote'][row.key]];
+    const floor = figures.floor[row.key];
     return [
       row.label,
-      fmt(f, row.decimals),
-      fmt(p, row.decimals),
-      fmt(r, row.decimals),
-      row.ratio ? ratioToFloor(p, f) : '—',
-      row.ratio ? ratioToFloor(r, f) : '—',
+      ...MEASURED.map((t) => fmt(figures[t][row.key], row.decimals)),
+      ...RATIOED.map((t) => (row.ratio ? ratioText(figures[t][row.key], floor) : '—')),
       checkText(checks.find((c) => c.key === row.key)),
     ];
   });
 }
 
-export function textTable(figures: Figures, table: Row[], checks: TargetCheck[]): string {
-  const body = cells(figures, table, checks);
-  const widths = HEADER.map((h, i) => Math.max(h.length, ...body.map((r) => r[i].length)));
+/** A plain-text table: the first column left-aligned, the rest right-aligned. */
+export function renderText(header: string[], body: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((r) => r[i].length)));
   const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(' | ').trimEnd();
-  return [line(HEADER), widths.map((w) => '-'.repeat(w)).join('-+-'), ...body.map(line)].join('\n');
+  return [line(header), widths.map((w) => '-'.repeat(w)).join('-+-'), ...body.map(line)].join('\n');
+}
+
+export function renderMarkdown(header: string[], body: string[][]): string {
+  const line = (r: string[]) => `| ${r.join(' | ')} |`;
+  return [line(header), `|${header.map((_, i) => (i === 0 ? ' --- ' : ' ---: ')).join('|')}|`, ...body.map(line)].join('\n');
+}
+
+export function textTable(figures: Figures, table: Row[], checks: TargetCheck[]): string {
+  return renderText(HEADER, cells(figures, table, checks));
 }
 
 export function markdownTable(figures: Figures, table: Row[], checks: TargetCheck[]): string {
-  const body = cells(figures, table, checks);
-  const line = (r: string[]) => `| ${r.join(' | ')} |`;
-  return [line(HEADER), `|${HEADER.map((_, i) => (i === 0 ? ' --- ' : ' ---: ')).join('|')}|`, ...body.map(line)].join('\n');
+  return renderMarkdown(HEADER, cells(figures, table, checks));
 }

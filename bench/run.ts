@@ -1,17 +1,20 @@
 /**
- * `npm run bench`: the stdio proxy against no proxy (the floor) and mcp-remote, side by side in one
- * run, against a local bearer-protected Streamable HTTP MCP server, once per protocol era: a
- * 2025-11-25-only server (initialize + sessions) and a strict 2026-07-28-only server (stateless,
- * SEP-2243 headers enforced). Prints one table per era, writes bench/results/latest.json (+ .md).
- * Always exits 0 unless the harness itself breaks: a missed target, or a target that cannot speak
- * an era, is a figure, not a failure.
+ * `npm run bench`: the stdio proxy and the gateway (`mcp-oauth serve`) against no proxy (the
+ * floor) and mcp-remote, side by side in one run, against a local bearer-protected Streamable HTTP
+ * MCP server, once per protocol era: a 2025-11-25-only server (initialize + sessions) and a strict
+ * 2026-07-28-only server (stateless, SEP-2243 headers enforced). Prints per era one table of the
+ * four targets and one of the fleet (many client connections: one gateway versus a proxy process
+ * each, bench/fleet.ts), writes bench/results/latest.json (+ .md). Always exits 0 unless the
+ * harness itself breaks: a missed target, or a target that cannot speak an era, is a figure, not a
+ * failure.
  *
- *   node bench/run.ts [cold-start] [memory] [latency] [throughput] [big]   (default: all)
+ *   node bench/run.ts [cold-start] [memory] [latency] [throughput] [big] [fleet]   (default: all)
  *
  * Environment: BENCH_ERAS (2025-11-25,2026-07-28), BENCH_COLD_RUNS (10), BENCH_CALLS (2000), BENCH_THROUGHPUT_CALLS (3000),
  * BENCH_CONCURRENCY (32), BENCH_BIG_RUNS (50), BENCH_BIG_KB (256), BENCH_IDLE_MS (2000),
- * BENCH_WARMUP (200), BENCH_ROUNDS (8), BENCH_OUT (bench/results/latest.json),
- * MCP_OAUTH_BENCH_CLI (the mcp-oauth JS entry; default bin/mcp-oauth.js).
+ * BENCH_WARMUP (200), BENCH_ROUNDS (8), BENCH_FLEET_CLIENTS (3), BENCH_FLEET_SERVERS (10),
+ * BENCH_FLEET_CALLS (3), BENCH_FLEET_REMOTE (1; 0 leaves mcp-remote out of the fleet),
+ * BENCH_OUT (bench/results/latest.json), MCP_OAUTH_BENCH_CLI (the mcp-oauth JS entry; default bin/mcp-oauth.js).
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -20,6 +23,8 @@ import { dirname, join, resolve } from 'node:path';
 import { measureBigResult, type BigResult } from './big-result.ts';
 import { callEcho, type ByTarget } from './calls.ts';
 import { measureColdStart, type ColdStartSummary } from './cold-start.ts';
+import { fleetHeading, fleetMarkdownTable, fleetTextTable, measureFleet, type FleetConfig, type FleetResult } from './fleet.ts';
+import { startBenchGateway } from './gateway.ts';
 import { measureLatency, type LatencyResult } from './latency.ts';
 import { measureIdleRss } from './memory.ts';
 import { evaluateTargets, markdownTable, rows, textTable, type TargetCheck, type TargetFigures } from './report.ts';
@@ -28,11 +33,11 @@ import { envCount } from './stats.ts';
 import { measureThroughput, type ThroughputResult } from './throughput.ts';
 import { connect, ERAS, prepareSetup, repoRoot, spawnFloorChild, TARGETS, TARGET_LABELS, type Connection, type Era, type TargetId } from './targets.ts';
 
-const FIGURE_SETS = ['cold-start', 'memory', 'latency', 'throughput', 'big'] as const;
+const FIGURE_SETS = ['cold-start', 'memory', 'latency', 'throughput', 'big', 'fleet'] as const;
 type FigureSet = (typeof FIGURE_SETS)[number];
 const DRIVERS: Record<Era, string> = {
-  '2025-11-25': 'SDK 1.x Client for all three (StdioClientTransport for the proxies, StreamableHTTPClientTransport in-process for the floor)',
-  '2026-07-28': 'SDK v2 Client pinned to 2026-07-28 for all three (StdioClientTransport for the proxies, StreamableHTTPClientTransport in-process for the floor)',
+  '2025-11-25': 'SDK 1.x Client for all four (StdioClientTransport for the proxies, StreamableHTTPClientTransport in-process for the floor and the gateway)',
+  '2026-07-28': 'SDK v2 Client pinned to 2026-07-28 for all four (StdioClientTransport for the proxies, StreamableHTTPClientTransport in-process for the floor and the gateway)',
 };
 /** What the bench server speaks in each era's run: only that era (bench/server.ts). */
 const SERVERS: Record<Era, string> = {
@@ -51,6 +56,7 @@ export interface BenchConfig {
   idleMs: number;
   warmup: number;
   rounds: number;
+  fleet: FleetConfig;
   out: string;
   cli: string;
   sets: FigureSet[];
@@ -73,6 +79,13 @@ export function configFrom(env: NodeJS.ProcessEnv, argv: string[]): BenchConfig 
     idleMs: envCount(env, 'BENCH_IDLE_MS', 2000),
     warmup: envCount(env, 'BENCH_WARMUP', 200),
     rounds: Math.max(1, envCount(env, 'BENCH_ROUNDS', 8)),
+    fleet: {
+      clients: Math.max(1, envCount(env, 'BENCH_FLEET_CLIENTS', 3)),
+      servers: Math.max(1, envCount(env, 'BENCH_FLEET_SERVERS', 10)),
+      calls: envCount(env, 'BENCH_FLEET_CALLS', 3),
+      idleMs: envCount(env, 'BENCH_IDLE_MS', 2000),
+      remote: envCount(env, 'BENCH_FLEET_REMOTE', 1) > 0,
+    },
     out: resolve(env.BENCH_OUT || join(repoRoot, 'bench', 'results', 'latest.json')),
     cli: resolve(env.MCP_OAUTH_BENCH_CLI || join(repoRoot, 'bin', 'mcp-oauth.js')),
     sets: argv.length ? (argv as FigureSet[]) : [...FIGURE_SETS],
@@ -158,6 +171,8 @@ async function warmUpServer(setup: Awaited<ReturnType<typeof prepareSetup>>, cal
 function figuresOf(m: Measured): Record<TargetId, TargetFigures> {
   const floorP50 = m.latency?.floor?.p50Ms ?? null;
   const one = (t: TargetId): TargetFigures => {
+    // The gateway's client is in this process and closing it ends no process.
+    const exitMs = t === 'gateway' ? null : (m.cold?.[t]?.exitMs ?? null);
     const p50 = m.latency?.[t]?.p50Ms ?? null;
     return {
       coldInitializeMs: m.cold?.[t]?.initializeMs ?? null,
@@ -178,10 +193,10 @@ function figuresOf(m: Measured): Record<TargetId, TargetFigures> {
       extraRequestsPerStart: m.cold?.[t]?.otherRequestsPerStart ?? null,
       rejectedPerStart: m.cold?.[t]?.rejectedPerStart ?? null,
       connectionsPerStart: m.cold?.[t]?.connectionsPerStart ?? null,
-      exitMs: m.cold?.[t]?.exitMs ?? null,
+      exitMs,
     };
   };
-  return { floor: one('floor'), 'mcp-oauth': one('mcp-oauth'), 'mcp-remote': one('mcp-remote') };
+  return Object.fromEntries(TARGETS.map((t) => [t, one(t)])) as Record<TargetId, TargetFigures>;
 }
 
 export interface EraRun {
@@ -193,6 +208,8 @@ export interface EraRun {
   /** Targets that could not connect in this era, with why (their figures are n/a). */
   unavailable: Unavailable;
   raw: Measured;
+  /** Many client connections: one gateway versus a process each (bench/fleet.ts). */
+  fleet?: FleetResult;
 }
 
 async function runEra(config: BenchConfig, era: Era, log: (line: string) => void): Promise<EraRun> {
@@ -201,21 +218,47 @@ async function runEra(config: BenchConfig, era: Era, log: (line: string) => void
   const setup = await prepareSetup({ url: server.url, token, cli: config.cli, era });
   const measured: Measured = {};
   const unavailable: Unavailable = {};
+  let fleet: FleetResult | undefined;
   try {
     log(`${era}: server ${server.url}; mcp-oauth CLI ${config.cli}`);
     await warmUpServer(setup, config.warmup);
-    if (config.sets.includes('cold-start')) {
+    const perTarget = config.sets.filter((s) => s !== 'fleet');
+    // Already running before its first client, as a user's gateway is: no target pays for its start.
+    if (perTarget.length) {
+      try {
+        setup.gateway = await startBenchGateway(setup);
+      } catch (err) {
+        unavailable.gateway = (err as Error).message.split('\n')[0];
+        log(`${era}: gateway unavailable: ${unavailable.gateway}`);
+      }
+    }
+    if (perTarget.includes('cold-start')) {
       const cold = await measureColdStart(setup, server, config.coldRuns, (l) => log(`${era}: ${l}`));
       measured.cold = cold.summaries;
       Object.assign(unavailable, cold.unavailable);
     }
-    if (config.sets.some((s) => s !== 'cold-start')) await measureWarm(config, setup, server.pid, measured, unavailable, (l) => log(`${era}: ${l}`));
+    if (perTarget.some((s) => s !== 'cold-start')) await measureWarm(config, setup, server.pid, measured, unavailable, (l) => log(`${era}: ${l}`));
+    await setup.gateway?.close();
+    setup.gateway = undefined;
+    if (config.sets.includes('fleet')) {
+      fleet = await measureFleet({
+        serverUrl: server.url,
+        token,
+        cli: config.cli,
+        era,
+        config: config.fleet,
+        skip: unavailable['mcp-remote'] ? { 'mcp-remote': unavailable['mcp-remote'] } : {},
+        log: (l) => log(`${era}: ${l}`),
+      });
+    }
   } finally {
+    await setup.gateway?.close();
     await setup.cleanup();
     await server.close();
   }
   const figures = figuresOf(measured);
-  return { era, server: SERVERS[era], driver: DRIVERS[era], figures, targets: evaluateTargets(figures), unavailable, raw: measured };
+  const targets = [...evaluateTargets(figures), ...(fleet ? [fleet.check] : [])];
+  return { era, server: SERVERS[era], driver: DRIVERS[era], figures, targets, unavailable, raw: measured, fleet };
 }
 
 function eraHeading(run: EraRun): string[] {
@@ -249,14 +292,20 @@ export async function runBench(config: BenchConfig, log: (line: string) => void 
     sdkV2Server: await packageVersion('@modelcontextprotocol/server'),
   };
   const header = [
-    `mcp-oauth proxy vs mcp-remote vs no proxy — ${startedAt.toISOString()}`,
+    `mcp-oauth proxy and gateway vs mcp-remote vs no proxy — ${startedAt.toISOString()}`,
     `node ${machine.node}, ${machine.cpus} × ${machine.cpuModel ?? 'cpu'}, load average at start ${loadAverageAtStart.map((l) => l.toFixed(2)).join(' ')}`,
     `mcp-remote ${versions.mcpRemote ?? '?'}, SDK ${versions.sdk ?? '?'}, SDK v2 client ${versions.sdkV2Client ?? '?'} / server ${versions.sdkV2Server ?? '?'}`,
   ].join('\n');
-  const text = [header, ...runs.map((r) => `${eraHeading(r).join('\n')}\n\n${textTable(r.figures, table, r.targets)}`)].join('\n\n') + '\n';
+  const fleetText = (r: EraRun) => (r.fleet ? `\n\nMCP ${r.era}, many clients: ${fleetHeading(r.fleet).join('\n')}\n\n${fleetTextTable(r.fleet)}` : '');
+  const fleetMarkdown = (r: EraRun) => (r.fleet ? `\n\n#### MCP ${r.era}: many client connections\n\n${fleetHeading(r.fleet).map((l) => `${l}  `).join('\n')}\n\n${fleetMarkdownTable(r.fleet)}` : '');
+  // `node bench/run.ts fleet` alone: no table of n/a.
+  const perTarget = config.sets.some((s) => s !== 'fleet');
+  const mainText = (r: EraRun) => (perTarget ? `\n\n${textTable(r.figures, table, r.targets)}` : '');
+  const mainMarkdown = (r: EraRun) => (perTarget ? `\n\n${markdownTable(r.figures, table, r.targets)}` : '');
+  const text = [header, ...runs.map((r) => `${eraHeading(r).join('\n')}${mainText(r)}${fleetText(r)}`)].join('\n\n') + '\n';
   const markdown = [
     header.split('\n').map((l) => `${l}  `).join('\n'),
-    ...runs.map((r) => `### MCP ${r.era}\n\n${[`server: ${r.server}`, ...eraHeading(r).slice(1)].map((l) => `${l}  `).join('\n')}\n\n${markdownTable(r.figures, table, r.targets)}`),
+    ...runs.map((r) => `### MCP ${r.era}\n\n${[`server: ${r.server}`, ...eraHeading(r).slice(1)].map((l) => `${l}  `).join('\n')}${mainMarkdown(r)}${fleetMarkdown(r)}`),
   ].join('\n\n') + '\n';
   // The first era's figures stay at the top level (the README's table and older readers of the JSON).
   const first = runs[0];

@@ -8,6 +8,9 @@
  * - 'dual' (default): the SDK v2 handler for requests carrying the 2026-07-28 `_meta` envelope, the
  *   SDK 1.x sessions for the rest (the SDK's own `isLegacyRequest` decides).
  *
+ * It serves MCP at /mcp, and at /fleet/ID/mcp as well: the fleet figures (bench/fleet.ts) configure
+ * ten servers with ten distinct URLs (ten resources, ten credentials) that all land here.
+ *
  * Tools: `echo {text}` and `big {kb}` (a text result of kb KiB). It counts what the proxies do to it
  * (sessions opened, DELETEs, GET streams, requests outside the MCP path) so the bench can check
  * "one session per start, DELETE on exit".
@@ -16,7 +19,7 @@
  * `{"url": …}` on stdout and serves its counters at GET /__bench/stats. A separate process keeps the
  * server's work off the bench driver's event loop.
  */
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, get, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { spawn } from 'node:child_process';
@@ -65,6 +68,12 @@ export interface BenchServer {
 
 const STATS_PATH = '/__bench/stats';
 const MCP_PATH = '/mcp';
+/** The fleet's per-server paths: /fleet/ID/mcp. */
+const FLEET_PATH = /^\/fleet\/[A-Za-z0-9_-]+\/mcp$/;
+
+function isMcpPath(pathname: string): boolean {
+  return pathname === MCP_PATH || FLEET_PATH.test(pathname);
+}
 
 /** The same two tools on an SDK v2 server (one instance per 2026-07-28 request). */
 function modernTools(): ModernMcpServer {
@@ -171,7 +180,7 @@ export async function startBenchServer(opts: { token: string; protocol?: BenchPr
     counters.requests += 1;
     const { pathname } = new URL(req.url ?? '/', 'http://127.0.0.1');
     if (pathname === STATS_PATH) return sendJson(res, 200, counters);
-    if (pathname !== MCP_PATH) {
+    if (!isMcpPath(pathname)) {
       counters.otherPaths += 1;
       const what = `${req.method} ${pathname}`;
       counters.otherPathsSeen[what] = (counters.otherPathsSeen[what] ?? 0) + 1;
@@ -203,6 +212,29 @@ export async function startBenchServer(opts: { token: string; protocol?: BenchPr
   };
 }
 
+/**
+ * The counters over a connection of their own (no agent: `Connection: close`), so every stats
+ * request opens exactly one TCP connection, whatever pool an in-process client keeps: cold start
+ * counts the connections a start opened as the difference minus this one.
+ */
+function statsOver(url: string): Promise<BenchServerStats> {
+  return new Promise((resolve, reject) => {
+    get(url, { agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (body += d));
+      res.on('end', () => {
+        try {
+          resolve(JSON.parse(body) as BenchServerStats);
+        } catch (err) {
+          reject(err);
+        }
+      });
+      res.on('error', reject);
+    }).on('error', reject);
+  });
+}
+
 /** The server in a child process (node bench/server.ts); stats over HTTP. */
 export async function startBenchServerProcess(opts: { token: string; protocol?: BenchProtocol }): Promise<BenchServer> {
   const child = spawn(process.execPath, [fileURLToPath(import.meta.url)], {
@@ -220,10 +252,7 @@ export async function startBenchServerProcess(opts: { token: string; protocol?: 
   return {
     url,
     pid: child.pid,
-    async stats() {
-      const res = await fetch(statsUrl);
-      return (await res.json()) as BenchServerStats;
-    },
+    stats: () => statsOver(statsUrl),
     async close() {
       child.stdin.end();
       const timer = setTimeout(() => child.kill('SIGKILL'), 3000);

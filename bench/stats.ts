@@ -58,6 +58,21 @@ export function memoryMiB(pid: number | undefined, field: 'VmRSS' | 'VmHWM'): nu
   }
 }
 
+/**
+ * Proportional set size in MiB (/proc/<pid>/smaps_rollup, Linux ≥ 4.14): resident memory with each
+ * shared page divided among the processes that map it, so summing over processes counts the Node
+ * binary and shared libraries once. Null when /proc cannot tell.
+ */
+export function pssMiB(pid: number | undefined): number | null {
+  if (!pid) return null;
+  try {
+    const match = /^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
+    return match ? Number(match[1]) / 1024 : null;
+  } catch {
+    return null;
+  }
+}
+
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }

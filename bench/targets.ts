@@ -1,13 +1,17 @@
 /**
- * The three ways to reach the bench server, side by side, in one protocol era at a time:
+ * The four ways to reach the bench server, side by side, in one protocol era at a time:
  * - `floor`: no proxy; the SDK 1.x Client talks Streamable HTTP itself (in a child process for
  *   cold start and memory, in the bench process for latency and throughput);
  * - `mcp-oauth`: `mcp-oauth proxy bench`, its credential in a throwaway file store (the real token
  *   path runs; nothing to sign in);
+ * - `gateway`: `mcp-oauth serve` (started once per era, bench/gateway.ts), same home and store; the
+ *   client talks Streamable HTTP to BASE/servers/bench/mcp with the gateway secret, in the bench
+ *   process like the floor's (no process of its own to start: the gateway is already running);
  * - `mcp-remote`: `mcp-remote URL --header "Authorization: Bearer …"`.
  * Both proxies are driven over stdio like a real host: in the 2025-11-25 era by the SDK 1.x Client
  * (initialize + session), in the 2026-07-28 era by the SDK v2 Client pinned to 2026-07-28
- * (`server/discover`, then stateless requests with the per-request `_meta` envelope).
+ * (`server/discover`, then stateless requests with the per-request `_meta` envelope). The floor's
+ * and the gateway's HTTP clients are the same SDK Client of the era.
  */
 import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -22,14 +26,15 @@ import { Client as ModernClient, StreamableHTTPClientTransport as ModernHttpTran
 import { StdioClientTransport as ModernStdioTransport } from '@modelcontextprotocol/client/stdio';
 import { FileCredentialStore } from '../src/store/file-store.ts';
 import { canonicalResourceUri } from '../src/oauth/canonical.ts';
+import type { BenchGateway } from './gateway.ts';
 
-export type TargetId = 'floor' | 'mcp-oauth' | 'mcp-remote';
+export type TargetId = 'floor' | 'mcp-oauth' | 'gateway' | 'mcp-remote';
 /** The protocol era a run measures: the bench server speaks only it (bench/server.ts `protocol`). */
 export type Era = '2025-11-25' | '2026-07-28';
 export const ERAS: readonly Era[] = ['2025-11-25', '2026-07-28'];
 export const MODERN_ERA: Era = '2026-07-28';
-export const TARGETS: readonly TargetId[] = ['floor', 'mcp-oauth', 'mcp-remote'];
-export const TARGET_LABELS: Record<TargetId, string> = { floor: 'floor', 'mcp-oauth': 'mcp-oauth proxy', 'mcp-remote': 'mcp-remote' };
+export const TARGETS: readonly TargetId[] = ['floor', 'mcp-oauth', 'gateway', 'mcp-remote'];
+export const TARGET_LABELS: Record<TargetId, string> = { floor: 'floor', 'mcp-oauth': 'mcp-oauth proxy', gateway: 'mcp-oauth gateway', 'mcp-remote': 'mcp-remote' };
 
 export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
 const MCP_REMOTE = join(repoRoot, 'node_modules', 'mcp-remote', 'dist', 'proxy.js');
@@ -38,9 +43,21 @@ const SERVER_NAME = 'bench';
 const ISSUER = 'http://127.0.0.1:1';
 const STDERR_KEEP = 8192;
 
+/** One configured MCP server: its name in mcp-oauth's config and its URL. */
+export interface BenchRoute {
+  name: string;
+  url: string;
+}
+
 export interface BenchSetup {
   url: string;
   era: Era;
+  /** What mcp-oauth's config lists; the first is the one a connection uses unless it names another. */
+  servers: BenchRoute[];
+  /** mcp-oauth's home (config.toml and the file store). */
+  oauthHome: string;
+  /** The running `mcp-oauth serve` of this home, once started (bench/gateway.ts). */
+  gateway?: BenchGateway;
   token: string;
   /** JS entry of the mcp-oauth CLI ($MCP_OAUTH_BENCH_CLI, default bin/mcp-oauth.js). */
   cli: string;
@@ -50,32 +67,42 @@ export interface BenchSetup {
   cleanup(): Promise<void>;
 }
 
-/** Throwaway homes: mcp-oauth's config + file store with a valid credential; mcp-remote's config dir. */
-export async function prepareSetup(opts: { url: string; token: string; cli: string; era: Era }): Promise<BenchSetup> {
+/**
+ * Throwaway homes: mcp-oauth's config + file store with a valid credential per server (default: one
+ * server, `bench`, at `url`); mcp-remote's config dir.
+ */
+export async function prepareSetup(opts: { url: string; token: string; cli: string; era: Era; servers?: BenchRoute[] }): Promise<BenchSetup> {
+  const servers = opts.servers ?? [{ name: SERVER_NAME, url: opts.url }];
   const root = await mkdtemp(join(tmpdir(), 'mcp-oauth-bench-'));
   const oauthHome = join(root, 'mcp-oauth');
   const codexHome = join(root, 'codex');
   await mkdir(oauthHome, { recursive: true, mode: 0o700 });
   await mkdir(codexHome, { recursive: true });
-  await writeFile(join(oauthHome, 'config.toml'), `[mcp_servers.${SERVER_NAME}]\nurl = ${JSON.stringify(opts.url)}\n`, { mode: 0o600 });
+  const config = servers.map((s) => `[mcp_servers.${s.name}]\nurl = ${JSON.stringify(s.url)}\n`).join('\n');
+  await writeFile(join(oauthHome, 'config.toml'), config, { mode: 0o600 });
   const now = Date.now();
-  await new FileCredentialStore(oauthHome).put({
-    key: { serverName: SERVER_NAME, resource: canonicalResourceUri(opts.url), issuer: ISSUER },
-    accessToken: opts.token,
-    refreshToken: 'unused',
-    tokenType: 'Bearer',
-    expiresAt: now + 24 * 3600_000,
-    scopes: [],
-    clientId: 'bench',
-    tokenEndpoint: `${ISSUER}/token`,
-    tokenEndpointAuthMethod: 'none',
-    obtainedAt: now,
-  });
+  const store = new FileCredentialStore(oauthHome);
+  for (const server of servers) {
+    await store.put({
+      key: { serverName: server.name, resource: canonicalResourceUri(server.url), issuer: ISSUER },
+      accessToken: opts.token,
+      refreshToken: 'unused',
+      tokenType: 'Bearer',
+      expiresAt: now + 24 * 3600_000,
+      scopes: [],
+      clientId: 'bench',
+      tokenEndpoint: `${ISSUER}/token`,
+      tokenEndpointAuthMethod: 'none',
+      obtainedAt: now,
+    });
+  }
   // The same minimal environment for every child; nothing points at the real home.
   const base = { PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}`, HOME: root, NO_COLOR: '1' };
   return {
     url: opts.url,
     era: opts.era,
+    servers,
+    oauthHome,
     token: opts.token,
     cli: opts.cli,
     oauthEnv: { ...base, MCP_OAUTH_HOME: oauthHome, MCP_OAUTH_STORE: 'file', CODEX_HOME: codexHome },
@@ -85,10 +112,17 @@ export async function prepareSetup(opts: { url: string; token: string; cli: stri
   };
 }
 
-export function proxyCommand(target: Exclude<TargetId, 'floor'>, setup: BenchSetup): { args: string[]; env: Record<string, string> } {
-  if (target === 'mcp-oauth') return { args: [setup.cli, 'proxy', SERVER_NAME], env: setup.oauthEnv };
+export function proxyCommand(target: 'mcp-oauth' | 'mcp-remote', setup: BenchSetup, route: BenchRoute = setup.servers[0]): { args: string[]; env: Record<string, string> } {
+  if (target === 'mcp-oauth') return { args: [setup.cli, 'proxy', route.name], env: setup.oauthEnv };
   // mcp-remote's own flags: a static header instead of its OAuth flow (README "Custom Headers").
-  return { args: [MCP_REMOTE, setup.url, '--header', `Authorization: Bearer ${setup.token}`], env: setup.remoteEnv };
+  return { args: [MCP_REMOTE, route.url, '--header', `Authorization: Bearer ${setup.token}`], env: setup.remoteEnv };
+}
+
+/** Where an in-process HTTP client goes, with which bearer: the server itself, or the gateway. */
+function httpEndpoint(target: TargetId, setup: BenchSetup, route: BenchRoute): { url: string; bearer: string; pid: number | undefined } {
+  if (target === 'floor') return { url: route.url, bearer: setup.token, pid: undefined };
+  if (!setup.gateway) throw new Error('the gateway is not running (startBenchGateway first)');
+  return { url: setup.gateway.endpoint(route.name), bearer: setup.gateway.secret, pid: setup.gateway.pid };
 }
 
 export interface CloseOutcome {
@@ -133,19 +167,26 @@ function proxyConnection(target: TargetId, client: BenchClient & { close(): Prom
   };
 }
 
-/** Connects (spawn + initialize + initialized; 2026-07-28: spawn + server/discover); the floor connects in this process. */
-export async function connect(target: TargetId, setup: BenchSetup): Promise<Connection> {
-  if (setup.era === MODERN_ERA) return connectModern(target, setup);
+/**
+ * Connects (spawn + initialize + initialized; 2026-07-28: spawn + server/discover); the floor and
+ * the gateway's client connect in this process. `route` picks a configured server (default: the first).
+ */
+export async function connect(target: TargetId, setup: BenchSetup, route: BenchRoute = setup.servers[0]): Promise<Connection> {
+  if (setup.era === MODERN_ERA) return connectModern(target, setup, route);
   const client = new Client(clientInfo);
-  if (target === 'floor') {
-    const transport = new StreamableHTTPClientTransport(new URL(setup.url), {
-      requestInit: { headers: { Authorization: `Bearer ${setup.token}` } },
-    });
-    await client.connect(transport);
+  if (target === 'floor' || target === 'gateway') {
+    const { url, bearer, pid } = httpEndpoint(target, setup, route);
+    const transport = new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers: { Authorization: `Bearer ${bearer}` } } });
+    try {
+      await client.connect(transport);
+    } catch (err) {
+      await transport.close().catch(() => {});
+      throw new Error(`${TARGET_LABELS[target]} did not initialize: ${(err as Error).message}\n${target === 'gateway' ? (setup.gateway?.stderr() ?? '') : ''}`);
+    }
     return {
       target,
       client,
-      pid: undefined,
+      pid,
       stderr: () => '',
       async close() {
         const started = performance.now();
@@ -155,7 +196,7 @@ export async function connect(target: TargetId, setup: BenchSetup): Promise<Conn
       },
     };
   }
-  const { args, env } = proxyCommand(target, setup);
+  const { args, env } = proxyCommand(target, setup, route);
   const transport = new StdioClientTransport({ command: process.execPath, args, env, stderr: 'pipe', cwd: repoRoot });
   let stderr = '';
   // Always drain stderr: a full pipe would stall a chatty child.
@@ -170,7 +211,7 @@ export async function connect(target: TargetId, setup: BenchSetup): Promise<Conn
 }
 
 /** The 2026-07-28 era: the SDK v2 Client pinned to that revision (no fallback to initialize). */
-async function connectModern(target: TargetId, setup: BenchSetup): Promise<Connection> {
+async function connectModern(target: TargetId, setup: BenchSetup, route: BenchRoute): Promise<Connection> {
   const client = new ModernClient(clientInfo, { versionNegotiation: { mode: { pin: MODERN_ERA } } });
   const withDeadline = async (connecting: Promise<void>, what: string, onFail: () => Promise<unknown>) => {
     let timer: NodeJS.Timeout | undefined;
@@ -183,13 +224,14 @@ async function connectModern(target: TargetId, setup: BenchSetup): Promise<Conne
       clearTimeout(timer);
     }
   };
-  if (target === 'floor') {
-    const transport = new ModernHttpTransport(new URL(setup.url), { requestInit: { headers: { Authorization: `Bearer ${setup.token}` } } });
+  if (target === 'floor' || target === 'gateway') {
+    const { url, bearer, pid } = httpEndpoint(target, setup, route);
+    const transport = new ModernHttpTransport(new URL(url), { requestInit: { headers: { Authorization: `Bearer ${bearer}` } } });
     await withDeadline(client.connect(transport), TARGET_LABELS[target], () => client.close());
     return {
       target,
       client,
-      pid: undefined,
+      pid,
       stderr: () => '',
       async close() {
         const started = performance.now();
@@ -198,7 +240,7 @@ async function connectModern(target: TargetId, setup: BenchSetup): Promise<Conne
       },
     };
   }
-  const { args, env } = proxyCommand(target, setup);
+  const { args, env } = proxyCommand(target, setup, route);
   const transport = new ModernStdioTransport({ command: process.execPath, args, env, stderr: 'pipe', cwd: repoRoot });
   let stderr = '';
   transport.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-STDERR_KEEP)));

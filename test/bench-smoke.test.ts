@@ -1,8 +1,10 @@
-// The benchmark harness end to end with tiny counts: the bench server, the three targets (no
-// proxy, `mcp-oauth proxy`, mcp-remote), every figure set, the table and the JSON, in both protocol
-// eras. No timing is asserted; what is asserted is that every figure was measured, that in the
-// 2025-11-25 era the proxy opened exactly one session per start and ended it with a DELETE when its
-// stdin closed, and that in the 2026-07-28 era it spoke to a strict server without a refused request.
+// The benchmark harness end to end with tiny counts: the bench server, the four targets (no
+// proxy, `mcp-oauth proxy`, the `mcp-oauth serve` gateway, mcp-remote), every figure set including
+// the fleet (many client connections: one gateway versus a process each), the tables and the JSON,
+// in both protocol eras. No timing or memory figure is asserted; what is asserted is that every
+// figure was measured, that in the 2025-11-25 era the proxy and the gateway opened exactly one
+// upstream session per client and ended it with a DELETE when the client went, and that in the
+// 2026-07-28 era both spoke to a strict server without a refused request.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -96,6 +98,9 @@ test('npm run bench runs end to end with tiny counts and writes the table and JS
       BENCH_IDLE_MS: '50',
       BENCH_WARMUP: '2',
       BENCH_ROUNDS: '2',
+      BENCH_FLEET_CLIENTS: '2',
+      BENCH_FLEET_SERVERS: '2',
+      BENCH_FLEET_CALLS: '1',
       BENCH_OUT: out,
     };
     const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
@@ -112,35 +117,39 @@ test('npm run bench runs end to end with tiny counts and writes the table and JS
       });
     });
     assert.equal(code, 0, stderr);
-    for (const label of ['MCP 2025-11-25', 'MCP 2026-07-28', 'cold start → initialize', 'echo latency p50', 'throughput, 4 in flight', '16 KB result round trip', 'proxy CPU per call', 'idle RSS', 'target met?']) {
+    for (const label of ['MCP 2025-11-25', 'MCP 2026-07-28', 'mcp-oauth gateway', 'cold start → initialize', 'echo latency p50', 'throughput, 4 in flight', '16 KB result round trip', 'process CPU per call', 'idle RSS', 'target met?', '2 clients × 2 servers = 4 client connections', 'total RSS', 'mcp-oauth proxy × 4', 'gateway/proxies']) {
       assert.ok(stdout.includes(label), `the table has "${label}":\n${stdout}`);
     }
 
     const json = JSON.parse(await readFile(out, 'utf8'));
     assert.equal(json.machine.node, process.version);
     assert.equal(json.machine.loadAverageAtStart.length, 3);
-    for (const target of ['floor', 'mcp-oauth', 'mcp-remote']) {
+    for (const target of ['floor', 'mcp-oauth', 'gateway', 'mcp-remote']) {
       for (const figure of FIGURES) {
         assert.ok(Number.isFinite(json.figures[target][figure]), `${target}.${figure} measured: ${json.figures[target][figure]}`);
       }
     }
-    for (const target of ['mcp-oauth', 'mcp-remote']) {
+    for (const target of ['mcp-oauth', 'gateway', 'mcp-remote']) {
       assert.ok(Number.isFinite(json.figures[target].addedLatencyP50Ms), `${target} added latency`);
       if (process.platform === 'linux') {
         assert.ok(json.figures[target].cpuMsPerCall >= 0, `${target} CPU per call`);
         assert.ok(json.figures[target].peakRssMiB > 0, `${target} peak RSS`);
       }
     }
-    assert.equal(json.targets.length, 5, 'the five targets of the issue are evaluated');
-    // One upstream session per start, ended with DELETE when stdin closes (no probe session).
-    assert.equal(json.figures['mcp-oauth'].sessionsPerStart, 1);
-    assert.equal(json.figures['mcp-oauth'].deletesPerExit, 1);
-    assert.equal(json.figures['mcp-oauth'].extraRequestsPerStart, 0);
+    // Issue 5's five proxy targets and issue 9's gateway memory target.
+    assert.deepEqual(json.targets.map((t: { key: string }) => t.key), ['addedLatencyP50Ms', 'cpuMsPerCall', 'throughputCallsPerSecond', 'coldInitializeMs', 'idleRssMiB', 'fleetTotalRssMiB']);
+    // One upstream session per start (the gateway: per new client), ended with DELETE when the client goes (no probe session).
+    for (const target of ['mcp-oauth', 'gateway']) {
+      assert.equal(json.figures[target].sessionsPerStart, 1, `${target} sessions per start`);
+      assert.equal(json.figures[target].deletesPerExit, 1, `${target} DELETEs per exit`);
+      assert.equal(json.figures[target].extraRequestsPerStart, 0, `${target} probes`);
+    }
+    assert.equal(json.figures.gateway.exitMs, null, 'the gateway has no process to exit per client');
 
     // The 2026-07-28 era: a strict server, no session to open or end, no request refused.
     const modern = json.eras['2026-07-28'];
     assert.equal(json.eras['2025-11-25'].figures['mcp-oauth'].sessionsPerStart, 1);
-    for (const target of ['floor', 'mcp-oauth']) {
+    for (const target of ['floor', 'mcp-oauth', 'gateway']) {
       for (const figure of FIGURES) assert.ok(Number.isFinite(modern.figures[target][figure]), `2026-07-28 ${target}.${figure} measured: ${modern.figures[target][figure]}`);
       assert.equal(modern.figures[target].sessionsPerStart, 0, `${target}: no session in 2026-07-28`);
       assert.equal(modern.figures[target].rejectedPerStart, 0, `${target}: no request refused by the strict server`);
@@ -148,8 +157,23 @@ test('npm run bench runs end to end with tiny counts and writes the table and JS
     assert.equal(modern.figures['mcp-oauth'].deletesPerExit, 0);
     // mcp-remote is measured if it can speak 2026-07-28, else reported with the reason.
     assert.ok(Number.isFinite(modern.figures['mcp-remote'].latencyP50Ms) || typeof modern.unavailable['mcp-remote'] === 'string');
+
+    // The fleet, both eras: one gateway process for every connection, a proxy process each.
+    for (const era of ['2025-11-25', '2026-07-28']) {
+      const fleet = json.eras[era].fleet;
+      assert.equal(fleet.sides.gateway.processes, 1, `${era}: one gateway`);
+      assert.equal(fleet.sides.gateway.connections, 4, `${era}: four connections through it`);
+      assert.equal(fleet.sides['mcp-oauth'].processes, 4, `${era}: a proxy per connection`);
+      for (const side of ['gateway', 'mcp-oauth']) assert.ok(Number.isFinite(fleet.sides[side].firstToolsListMs), `${era} ${side} first tools/list`);
+      if (process.platform === 'linux') {
+        for (const side of ['gateway', 'mcp-oauth']) assert.ok(fleet.sides[side].totalRssMiB > 0, `${era} ${side} RSS`);
+        assert.ok(Number.isFinite(fleet.check.ratio), `${era}: the gateway's RSS against the proxies'`);
+      }
+      assert.ok(fleet.sides['mcp-remote']?.processes === 4 || typeof fleet.unavailable['mcp-remote'] === 'string', `${era}: mcp-remote measured or said why not`);
+    }
     const markdown = await readFile(join(dir, 'latest.md'), 'utf8');
-    assert.match(markdown, /^\| figure \| floor \| mcp-oauth proxy \| mcp-remote \|/m);
+    assert.match(markdown, /^\| figure \| floor \| mcp-oauth proxy \| mcp-oauth gateway \| mcp-remote \|/m);
+    assert.match(markdown, /^\| figure \| mcp-oauth gateway \(1 process\) \| mcp-oauth proxy × 4 \|/m);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -20,67 +20,41 @@ import { test, describe, before, beforeEach, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { startSandbox, type Sandbox } from '../src/sandbox/index.ts';
-import { makeHome, ok, runCli, type TestHome } from './helpers/e2e.ts';
-import {
-  claudeCodeEnv, clientMissing, codexAppServerArgs, CodexAppServer, runClaude, startEgressRecorder,
-} from './fixtures/real-clients.ts';
-import { startFakeMessagesApi, type FakeMessagesApi } from './fixtures/fake-messages-api.ts';
+import type { Sandbox } from '../src/sandbox/index.ts';
+import { ok, runCli, type TestHome } from './helpers/e2e.ts';
+import { codexAppServerArgs, CodexAppServer, realClients, runClaude, sleep } from './fixtures/real-clients.ts';
+import { assertCleanRun, startRealClientWorld, type RealClientWorld } from './fixtures/real-client-world.ts';
 
 const TTL_SECONDS = 4;
 const TTL_MS = TTL_SECONDS * 1000;
 const NAME = 'sandbox';
 
-const codexMissing = clientMissing('codex');
-const claudeMissing = clientMissing('claude');
-const missing = [codexMissing, claudeMissing].filter(Boolean).join('; ');
-if (missing && process.env.CI) throw new Error(`the real-client e2e tests cannot run under CI: ${missing}`);
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const { codexMissing, claudeMissing, missing } = realClients('the real-client e2e tests');
 
 describe('real MCP clients through the proxy', { skip: codexMissing && claudeMissing ? missing : false, timeout: 180_000, concurrency: 1 }, () => {
+  let world: RealClientWorld;
   let sandbox: Sandbox;
   let home: TestHome;
-  let egress: Awaited<ReturnType<typeof startEgressRecorder>>;
-  let messagesApi: FakeMessagesApi;
-  /** The clients' environment: the test home, no way out but 127.0.0.1, their own traffic off. */
+  let egress: RealClientWorld['egress'];
+  let messagesApi: RealClientWorld['messagesApi'];
   let clientEnv: NodeJS.ProcessEnv;
-  /** HOME: the clients' working directory too (no project config of this repository applies). */
   let workDir: string;
 
   const refreshes = () => sandbox.counters.tokenRequests.refresh_token ?? 0;
-
-  /** What every test ends with: no expired (or missing) token reached the MCP server, no new sign-in, nothing went out. */
-  function assertCleanRun(what: string, stderr: () => string): void {
-    const c = sandbox.counters;
-    assert.equal(c.mcp401, 0, `${what}: the MCP server answered 401 ${c.mcp401} time(s) (an expired or missing token reached it)\n${stderr()}`);
-    assert.deepEqual(c.mcpLog.filter((e) => e.status === 401 || !e.authorization).map((e) => `${e.method} ${e.rpcMethods.join(',')} ${e.status}`), []);
-    assert.equal(c.tokenRequests.authorization_code ?? 0, 0, `${what}: no new sign-in`);
-    assert.equal(c.refreshReuseDetected, 0, `${what}: no refresh token used twice`);
-    assert.deepEqual(egress.attempts, [], `${what}: the client tried to reach the outside (or its model API)`);
-  }
+  const assertClean = (what: string, stderr: () => string) => assertCleanRun(world, what, stderr);
 
   beforeEach(() => {
     egress.attempts.length = 0;
   });
 
   before(async () => {
-    sandbox = await startSandbox({ accessTokenTtlSeconds: TTL_SECONDS });
-    egress = await startEgressRecorder();
-    messagesApi = await startFakeMessagesApi();
-    home = await makeHome();
-    workDir = home.env.HOME!;
-    clientEnv = { ...home.env, ...egress.env, ...claudeCodeEnv(messagesApi.url) };
+    world = await startRealClientWorld(TTL_SECONDS);
+    ({ sandbox, home, egress, messagesApi, clientEnv, workDir } = world);
     ok(await runCli(['add', NAME, sandbox.mcpUrl], { env: home.env }), 'add');
     ok(await runCli(['login', NAME], { env: home.env }), 'login');
   });
 
-  after(async () => {
-    await sandbox?.close();
-    await egress?.close();
-    await messagesApi?.close();
-    await home?.cleanup();
-  });
+  after(() => world?.close());
 
   test('Codex: `codex app-server` lists and calls the sandbox tools across two token expiries', { skip: codexMissing }, async (t) => {
     ok(await runCli(['install', 'codex', NAME], { env: home.env }), 'install codex');
@@ -122,7 +96,7 @@ describe('real MCP clients through the proxy', { skip: codexMissing && claudeMis
       t.diagnostic(`${calls} calls over ${Date.now() - started} ms, ${refreshed} refreshes, ${sandbox.counters.mcpRequests} MCP requests`);
       assert.ok(refreshed >= 2, `the token was refreshed ${refreshed} time(s) during the calls, expected at least 2`);
       assert.deepEqual(codex.serverRequests, [], 'Codex asked nothing of its client (no approval, no elicitation)');
-      assertCleanRun('Codex', () => codex.stderr());
+      assertClean('Codex', () => codex.stderr());
     } finally {
       await codex.close();
     }
@@ -161,6 +135,6 @@ describe('real MCP clients through the proxy', { skip: codexMissing && claudeMis
     const refreshed = refreshes() - refreshesBefore;
     t.diagnostic(`${refreshed} refreshes over 3 rounds, ${sandbox.counters.mcpRequests} MCP requests`);
     assert.ok(refreshed >= 2, `the token was refreshed ${refreshed} time(s), expected at least 2`);
-    assertCleanRun('Claude Code', () => outputs.join('\n---\n'));
+    assertClean('Claude Code', () => outputs.join('\n---\n'));
   });
 });

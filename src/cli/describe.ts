@@ -1,8 +1,10 @@
-/** The stored state of one server, as `list` and `status` show it (no network). */
+/** The stored state of one server, as `list` and `status` show it (no network), and the local gateway's. */
 import { fingerprint } from '../secrets.ts';
 import { loginCommand } from '../errors.ts';
 import type { Credential, ServerConfig } from '../types.ts';
 import { relativeTime } from './output.ts';
+import { gatewayEndpoint } from '../gateway/address.ts';
+import type { GatewayStatus } from '../gateway/state.ts';
 
 export type AuthStatus = 'oauth' | 'bearer_token' | 'not_logged_in' | 'unsupported';
 
@@ -91,4 +93,46 @@ export function describeServer(server: ServerConfig, credential: Credential | un
     ...(credential.grant ? { grant: credential.grant } : {}),
     ...(credential.dpop ? { dpop_key_thumbprint: credential.dpop.thumbprint, dpop_bound: credential.tokenType.toLowerCase() === 'dpop' } : {}),
   };
+}
+
+/** The gateway (`mcp-oauth serve`) as `list` shows it: running or not, where, and what it serves. */
+export interface GatewayView {
+  running: boolean;
+  /** Its base URL and pid while it runs; null otherwise. */
+  url: string | null;
+  pid: number | null;
+  /**
+   * The configured servers it serves by name while it runs (it resolves names per request, so a
+   * server added after it started is served too); empty when it is not running.
+   */
+  servers: string[];
+  detail: string;
+}
+
+export function describeGateway(status: GatewayStatus, configured: string[]): GatewayView {
+  const state = status.running ? status.state : undefined;
+  return { running: status.running, url: state?.url ?? null, pid: state?.pid ?? null, servers: state ? configured : [], detail: status.detail };
+}
+
+/** One server and the gateway, as `status` and `doctor` show it. */
+export interface GatewayServerView {
+  running: boolean;
+  /** True when the running gateway serves this server (a configured name, not a bare URL). */
+  served: boolean;
+  /** Its endpoint at the running gateway; null when there is none. */
+  endpoint: string | null;
+  url: string | null;
+  pid: number | null;
+  detail: string;
+}
+
+export function describeGatewayFor(status: GatewayStatus, server: ServerConfig): GatewayServerView {
+  const state = status.running ? status.state : undefined;
+  const served = Boolean(state) && server.source !== 'url';
+  const detail = !state
+    ? status.detail
+    : served
+      ? `serves ${server.name} at ${gatewayEndpoint(state.url, server.name)} (gateway pid ${state.pid})`
+      : `running at ${state.url}, but it serves configured servers by name and this is a bare URL: mcp-oauth add NAME ${server.url}`;
+  return { running: status.running, served, endpoint: served && state ? gatewayEndpoint(state.url, server.name) : null, url: state?.url ?? null, pid: state?.pid ?? null, detail };
 }

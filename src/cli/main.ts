@@ -20,8 +20,10 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<CommandMod
   call: { summary: 'Call a tool: call NAME TOOL [JSON-ARGS]', load: () => import('./commands/call.ts') },
   add: { summary: 'Add a server to the config: add NAME URL [options]', load: () => import('./commands/add.ts') },
   remove: { summary: 'Remove a server from the config', load: () => import('./commands/remove.ts') },
-  install: { summary: 'Wire a server into an MCP client through the proxy: install CLIENT NAME', load: () => import('./commands/install.ts') },
+  install: { summary: 'Wire a server into an MCP client (stdio proxy, or --gateway): install CLIENT NAME', load: () => import('./commands/install.ts') },
+  'store-key': { summary: "The Redis store's encryption key: store-key create|import|export|status", load: () => import('./commands/store-key.ts') },
   sandbox: { summary: 'Run a local authorization server + MCP server on 127.0.0.1', load: () => import('./commands/sandbox.ts') },
+  serve: { summary: 'Run one local Streamable HTTP gateway for every configured server', load: () => import('./commands/serve.ts') },
   proxy: { summary: 'Run a stdio MCP server that forwards to NAME|URL, always signed in', load: () => import('./commands/proxy.ts') },
   demo: { summary: 'Sign in to the sandbox and call tools across several token expiries', load: () => import('./commands/demo.ts') },
 };

@@ -22,7 +22,22 @@ export interface LoadedConfig {
     redisUrl?: string;
     redisKeyFile?: string;
   };
+  /** `[gateway]` (src/gateway/): where `mcp-oauth serve` listens; paths resolved against the config file. */
+  gateway: GatewaySettings;
 }
+
+export interface GatewaySettings {
+  host: string;
+  port: number;
+  tlsCertFile?: string;
+  tlsKeyFile?: string;
+  allowedHosts: string[];
+}
+
+/** `mcp-oauth serve` listens here unless `[gateway]` says otherwise: a fixed port, so client
+ * configs written by `install --gateway` stay valid across restarts. */
+export const DEFAULT_GATEWAY_HOST = '127.0.0.1';
+export const DEFAULT_GATEWAY_PORT = 7319;
 
 /** Refresh this long before `expiresAt` unless `[settings] refresh_margin_seconds` says otherwise. */
 export const DEFAULT_REFRESH_MARGIN_SECONDS = 60;
@@ -34,6 +49,7 @@ export async function loadConfig(opts: { env: NodeJS.ProcessEnv }): Promise<Load
   for (const [name, table] of Object.entries(parsed.data.mcp_servers ?? {})) {
     if (table.url !== undefined && table.command === undefined) servers[name] = toServerConfig(name, table, 'config', parsed.file);
   }
+  const g = parsed.data.gateway;
   return {
     file: parsed.file,
     exists: parsed.exists,
@@ -43,6 +59,13 @@ export async function loadConfig(opts: { env: NodeJS.ProcessEnv }): Promise<Load
       refreshMarginSeconds: parsed.data.settings?.refresh_margin_seconds ?? DEFAULT_REFRESH_MARGIN_SECONDS,
       ...(parsed.data.settings?.redis_url ? { redisUrl: parsed.data.settings.redis_url } : {}),
       ...(parsed.data.settings?.redis_key_file ? { redisKeyFile: resolvePath(dirname(parsed.file), parsed.data.settings.redis_key_file) } : {}),
+    },
+    gateway: {
+      host: g?.host ?? DEFAULT_GATEWAY_HOST,
+      port: g?.port ?? DEFAULT_GATEWAY_PORT,
+      ...(g?.tls_cert_file ? { tlsCertFile: resolvePath(dirname(parsed.file), g.tls_cert_file) } : {}),
+      ...(g?.tls_key_file ? { tlsKeyFile: resolvePath(dirname(parsed.file), g.tls_key_file) } : {}),
+      allowedHosts: g?.allowed_hosts ?? [],
     },
   };
 }

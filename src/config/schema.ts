@@ -128,9 +128,27 @@ export const settingsSchema = z.strictObject(
   { error: (issue) => (issue.code === 'unrecognized_keys' ? 'is not a known setting' : 'must be a table') },
 );
 
+/**
+ * `[gateway]`: where `mcp-oauth serve` listens. Loopback unless TLS is configured too (a bearer
+ * secret in clear text must not cross a network; MCP spec "Transports: Security Warning": local
+ * servers SHOULD bind only to localhost).
+ */
+export const gatewaySchema = z.strictObject(
+  {
+    host: z.optional(text('a host name or IP address').check(z.minLength(1, { error: 'must not be empty' }))),
+    port: z.optional(wholeNumber('must be a TCP port (1-65535)', 1, 65535)),
+    tls_cert_file: z.optional(text('a file path')),
+    tls_key_file: z.optional(text('a file path')),
+    /** Extra Host header names to accept (e.g. the name a TLS certificate is for). */
+    allowed_hosts: z.optional(z.array(text(), { error: 'must be an array of host names' })),
+  },
+  { error: (issue) => (issue.code === 'unrecognized_keys' ? 'is not a known gateway setting' : 'must be a table') },
+);
+
 export const configFileSchema = z.looseObject({
   mcp_servers: z.optional(z.record(z.string(), serverTableSchema, { error: 'must be a table of servers' })),
   settings: z.optional(settingsSchema),
+  gateway: z.optional(gatewaySchema),
 });
 
 export type ServerTable = z.infer<typeof serverTableSchema>;

@@ -1,10 +1,11 @@
-import { homeFor, jsonEntry, pathFor, type InstallClient, type PlatformInfo } from './client.ts';
+import { homeFor, jsonEntry, jsonHttpEntry, pathFor, type InstallClient, type PlatformInfo } from './client.ts';
 import { applyJsonEntry, renderJsonEntry } from './json-config.ts';
 
 /**
  * Claude Code (the `claude` CLI): user scope, the top-level `mcpServers` of `~/.claude.json`
  * (`$CLAUDE_CONFIG_DIR/.claude.json` when that is set), the entry `claude mcp add --scope user
- * NAME -- CMD ARGS…` writes: `{ "type": "stdio", command, args, env }`.
+ * NAME -- CMD ARGS…` writes: `{ "type": "stdio", command, args, env }`; with --gateway
+ * `{ "type": "http", url, headers }` (Claude Code docs, "Option 1: Add a remote HTTP server").
  * Claude Code docs, "MCP installation scopes": local scope lives under `projects[<dir>]` of the
  * same file, project scope in `.mcp.json` (use --config-file for that one), user scope at the top.
  *
@@ -18,8 +19,12 @@ export const claudeCode: InstallClient = {
   title: 'Claude Code',
   configPath: claudeCodeConfigPath,
   renderEntry: (entryName, launch) => renderJsonEntry('mcpServers', entryName, jsonEntry(launch, { type: 'stdio' })),
-  applyEntry: ({ existing, file, entryName, launch, force }) =>
-    applyJsonEntry({ existing, file, containerKey: 'mcpServers', entryName, entry: jsonEntry(launch, { type: 'stdio' }), force, clientTitle: 'Claude Code' }),
+  applyEntry: ({ launch, ...opts }) => applyJsonEntry({ ...opts, containerKey: 'mcpServers', entry: jsonEntry(launch, { type: 'stdio' }), clientTitle: 'Claude Code' }),
+  // `claude mcp add --transport http NAME URL --header "Authorization: Bearer …"` writes this shape.
+  http: {
+    renderEntry: (entryName, entry) => renderJsonEntry('mcpServers', entryName, jsonHttpEntry(entry, { type: 'http' })),
+    applyEntry: ({ entry, ...opts }) => applyJsonEntry({ ...opts, containerKey: 'mcpServers', entry: jsonHttpEntry(entry, { type: 'http' }), clientTitle: 'Claude Code' }),
+  },
 };
 
 /** `$CLAUDE_CONFIG_DIR/.claude.json`, else `<home>/.claude.json` on every platform. */

@@ -10,8 +10,10 @@ export const claudeDesktop: InstallClient = {
   title: 'Claude Desktop',
   configPath: claudeDesktopConfigPath,
   renderEntry: (entryName, launch) => renderJsonEntry('mcpServers', entryName, jsonEntry(launch)),
-  applyEntry: ({ existing, file, entryName, launch, force }) =>
-    applyJsonEntry({ existing, file, containerKey: 'mcpServers', entryName, entry: jsonEntry(launch), force, clientTitle: 'Claude Desktop' }),
+  applyEntry: ({ launch, ...opts }) => applyJsonEntry({ ...opts, containerKey: 'mcpServers', entry: jsonEntry(launch), clientTitle: 'Claude Desktop' }),
+  // No `http`: "Claude Desktop will not connect to remote servers that are configured directly via
+  // claude_desktop_config.json" (Claude Help Center, "Building custom connectors via remote MCP
+  // servers"; they are added under Settings → Connectors), so `install --gateway` is refused for it.
 };
 
 /** macOS: ~/Library/Application Support/Claude; Windows: %APPDATA%\Claude; Linux: $XDG_CONFIG_HOME/Claude. */

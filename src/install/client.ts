@@ -22,6 +22,22 @@ export interface EntryEdit {
   commentsDropped: boolean;
 }
 
+/** A Streamable HTTP server entry (`install --gateway`): the gateway's endpoint and the headers to send. */
+export interface HttpEntry {
+  url: string;
+  headers: Record<string, string>;
+}
+
+/** What every entry edit takes besides the entry itself. */
+export interface EditOptions {
+  existing: string | undefined;
+  file: string;
+  entryName: string;
+  force: boolean;
+  /** An existing, different entry this returns true for is replaced without --force (one mcp-oauth wrote). */
+  replaceable?: (current: unknown) => boolean;
+}
+
 export interface InstallClient {
   id: ClientId;
   /** Human name, e.g. "Claude Desktop". */
@@ -35,7 +51,15 @@ export interface InstallClient {
    * Throws `config_invalid` for a malformed file and `usage` for an existing, different entry
    * without `force`.
    */
-  applyEntry(opts: { existing: string | undefined; file: string; entryName: string; launch: ProxyLaunch; force: boolean }): EntryEdit;
+  applyEntry(opts: EditOptions & { launch: ProxyLaunch }): EntryEdit;
+  /**
+   * The same for a Streamable HTTP entry (`install --gateway`). Absent when the client's config
+   * file cannot hold an HTTP server (Claude Desktop).
+   */
+  http?: {
+    renderEntry(entryName: string, entry: HttpEntry): string;
+    applyEntry(opts: EditOptions & { entry: HttpEntry }): EntryEdit;
+  };
 }
 
 /** Path functions of the target platform (Windows paths stay Windows paths in tests on Linux). */
@@ -66,4 +90,9 @@ export function xdgConfigHome(info: PlatformInfo): string {
  */
 export function jsonEntry(launch: ProxyLaunch, extra: Record<string, unknown> = {}): Record<string, unknown> {
   return { ...extra, command: launch.command, args: [...launch.args], ...(launch.env ? { env: { ...launch.env } } : {}) };
+}
+
+/** An HTTP entry as JSON clients store it: `url` and `headers` (plus `type` where the client wants one). */
+export function jsonHttpEntry(entry: HttpEntry, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return { ...extra, url: entry.url, headers: { ...entry.headers } };
 }

@@ -1,12 +1,12 @@
 import { isDeepStrictEqual } from 'node:util';
 import { parse, stringify, TomlError } from 'smol-toml';
-import { homeFor, pathFor, type EntryEdit, type InstallClient, type PlatformInfo } from './client.ts';
+import { homeFor, pathFor, type EditOptions, type EntryEdit, type HttpEntry, type InstallClient, type PlatformInfo } from './client.ts';
 import { entryExists, malformed, shownUrl } from './json-config.ts';
 import type { ProxyLaunch } from './launch.ts';
 
 /**
  * Codex CLI: `$CODEX_HOME/config.toml` (default ~/.codex/config.toml), table `[mcp_servers.NAME]`
- * with `command` / `args` / `env`, and `env_vars` (names Codex passes on from its own environment;
+ * with `command` / `args` / `env` (or, for --gateway, `url` / `http_headers`), and `env_vars` (names Codex passes on from its own environment;
  * Codex starts stdio servers with only a short list of variables otherwise).
  *
  * The file is edited as TEXT so the user's comments and layout survive (smol-toml drops comments):
@@ -21,6 +21,12 @@ export const codex: InstallClient = {
   configPath: codexConfigPath,
   renderEntry: (entryName, launch) => renderCodexTable(entryName, launch, '\n'),
   applyEntry: applyCodexEntry,
+  // Streamable HTTP: `url` plus `http_headers` (literal header values), as `codex mcp get --json`
+  // reads them back (transport "streamable_http"); Codex docs, "MCP" → "Streamable HTTP servers".
+  http: {
+    renderEntry: (entryName, entry) => renderTomlTable(entryName, codexHttpTable(entry), '\n'),
+    applyEntry: ({ entry, ...opts }) => applyCodexTable({ ...opts, table: codexHttpTable(entry) }),
+  },
 };
 
 export function codexConfigPath(info: PlatformInfo): string {
@@ -28,7 +34,10 @@ export function codexConfigPath(info: PlatformInfo): string {
   return path.join(info.env.CODEX_HOME || path.join(homeFor(info), '.codex'), 'config.toml');
 }
 
-export function codexTable(launch: ProxyLaunch): Record<string, unknown> {
+/** Values a server table holds: strings, lists of strings, and one-level tables of strings. */
+type TomlValue = string | string[] | Record<string, string>;
+
+export function codexTable(launch: ProxyLaunch): Record<string, TomlValue> {
   return {
     command: launch.command,
     args: [...launch.args],
@@ -37,24 +46,35 @@ export function codexTable(launch: ProxyLaunch): Record<string, unknown> {
   };
 }
 
+export function codexHttpTable(entry: HttpEntry): Record<string, TomlValue> {
+  return { url: entry.url, http_headers: { ...entry.headers } };
+}
+
 export function renderCodexTable(entryName: string, launch: ProxyLaunch, eol: string): string {
-  const lines = [
-    `[mcp_servers.${tomlKey(entryName)}]`,
-    `command = ${tomlString(launch.command)}`,
-    `args = [${launch.args.map(tomlString).join(', ')}]`,
-  ];
-  if (launch.env) {
-    lines.push(`env = { ${Object.entries(launch.env).map(([k, v]) => `${tomlKey(k)} = ${tomlString(v)}`).join(', ')} }`);
-  }
-  if (launch.forwardEnv?.length) lines.push(`env_vars = [${launch.forwardEnv.map(tomlString).join(', ')}]`);
+  return renderTomlTable(entryName, codexTable(launch), eol);
+}
+
+/** `[mcp_servers.NAME]` and one `key = value` line per entry, in order (inline tables for maps). */
+function renderTomlTable(entryName: string, table: Record<string, TomlValue>, eol: string): string {
+  const value = (v: TomlValue): string =>
+    typeof v === 'string'
+      ? tomlString(v)
+      : Array.isArray(v)
+        ? `[${v.map(tomlString).join(', ')}]`
+        : `{ ${Object.entries(v).map(([k, x]) => `${tomlKey(k)} = ${tomlString(x)}`).join(', ')} }`;
+  const lines = [`[mcp_servers.${tomlKey(entryName)}]`, ...Object.entries(table).map(([k, v]) => `${tomlKey(k)} = ${value(v)}`)];
   return lines.join(eol) + eol;
 }
 
-export function applyCodexEntry(opts: { existing: string | undefined; file: string; entryName: string; launch: ProxyLaunch; force: boolean }): EntryEdit {
-  const { file, entryName, launch } = opts;
+export function applyCodexEntry(opts: EditOptions & { launch: ProxyLaunch }): EntryEdit {
+  const { launch, ...rest } = opts;
+  return applyCodexTable({ ...rest, table: codexTable(launch) });
+}
+
+function applyCodexTable(opts: EditOptions & { table: Record<string, TomlValue> }): EntryEdit {
+  const { file, entryName, table } = opts;
   const text = opts.existing ?? '';
   const eol = text.includes('\r\n') ? '\r\n' : '\n';
-  const table = codexTable(launch);
   const before = parseToml(text, file);
   const servers = before.mcp_servers;
   if (servers !== undefined && !isTable(servers)) throw malformed(file, '`mcp_servers` must be a table of servers');
@@ -62,7 +82,7 @@ export function applyCodexEntry(opts: { existing: string | undefined; file: stri
   if (servers && Object.hasOwn(servers, entryName)) {
     const current = servers[entryName];
     if (sameData(current, table)) return { text, status: 'unchanged', commentsDropped: false };
-    if (!opts.force) {
+    if (!opts.force && !opts.replaceable?.(plain(current))) {
       // An entry with `url` is most likely the remote server itself, configured in Codex directly.
       const remote = isTable(current) && typeof current.url === 'string' ? ` (Codex's own remote entry, url = ${shownUrl(current.url)})` : '';
       throw entryExists(file, `[mcp_servers.${entryName}]`, entryName, 'Codex', remote);
@@ -75,7 +95,7 @@ export function applyCodexEntry(opts: { existing: string | undefined; file: stri
   Object.defineProperty(expectedServers, entryName, { value: table, enumerable: true, writable: true, configurable: true });
   expected.mcp_servers = expectedServers;
 
-  const block = renderCodexTable(entryName, launch, eol);
+  const block = renderTomlTable(entryName, table, eol);
   const candidate = status === 'created' ? appendTable(text, block, eol) : replaceTable(text, entryName, block, eol);
   if (candidate !== undefined && sameDocument(candidate, expected)) return { text: candidate, status, commentsDropped: false };
   return { text: stringify(expected) + '\n', status, commentsDropped: /#/.test(text) };

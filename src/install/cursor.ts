@@ -1,4 +1,4 @@
-import { homeFor, jsonEntry, pathFor, type InstallClient, type PlatformInfo } from './client.ts';
+import { homeFor, jsonEntry, jsonHttpEntry, pathFor, type InstallClient, type PlatformInfo } from './client.ts';
 import { applyJsonEntry, renderJsonEntry } from './json-config.ts';
 
 /**
@@ -10,8 +10,12 @@ export const cursor: InstallClient = {
   title: 'Cursor',
   configPath: cursorConfigPath,
   renderEntry: (entryName, launch) => renderJsonEntry('mcpServers', entryName, jsonEntry(launch)),
-  applyEntry: ({ existing, file, entryName, launch, force }) =>
-    applyJsonEntry({ existing, file, containerKey: 'mcpServers', entryName, entry: jsonEntry(launch), force, clientTitle: 'Cursor' }),
+  applyEntry: ({ launch, ...opts }) => applyJsonEntry({ ...opts, containerKey: 'mcpServers', entry: jsonEntry(launch), clientTitle: 'Cursor' }),
+  // Cursor docs, "Remote servers": an entry with `url` (and optional `headers`) instead of `command`.
+  http: {
+    renderEntry: (entryName, entry) => renderJsonEntry('mcpServers', entryName, jsonHttpEntry(entry)),
+    applyEntry: ({ entry, ...opts }) => applyJsonEntry({ ...opts, containerKey: 'mcpServers', entry: jsonHttpEntry(entry), clientTitle: 'Cursor' }),
+  },
 };
 
 export function cursorConfigPath(info: PlatformInfo): string {

@@ -22,6 +22,8 @@ export function applyJsonEntry(opts: {
   entry: Record<string, unknown>;
   force: boolean;
   clientTitle: string;
+  /** An existing, different entry this accepts is replaced without --force (one mcp-oauth wrote). */
+  replaceable?: (current: unknown) => boolean;
 }): EntryEdit {
   const { file, containerKey, entryName, entry } = opts;
   const bom = opts.existing?.startsWith('\uFEFF') ? '\uFEFF' : '';
@@ -44,7 +46,7 @@ export function applyJsonEntry(opts: {
     const current = findNodeAtLocation(container, [entryName]);
     if (current) {
       if (isDeepStrictEqual(plain(getNodeValue(current)), entry)) return { text: opts.existing ?? '', status: 'unchanged', commentsDropped: false };
-      if (!opts.force) {
+      if (!opts.force && !opts.replaceable?.(plain(getNodeValue(current)))) {
         // An entry with `url` is most likely the remote server itself, configured in the client directly.
         const value = plain(getNodeValue(current));
         const url = isPlainObject(value) && typeof value.url === 'string' ? value.url : undefined;

@@ -1,4 +1,4 @@
-import { appDataFor, homeFor, jsonEntry, pathFor, xdgConfigHome, type InstallClient, type PlatformInfo } from './client.ts';
+import { appDataFor, homeFor, jsonEntry, jsonHttpEntry, pathFor, xdgConfigHome, type InstallClient, type PlatformInfo } from './client.ts';
 import { applyJsonEntry, renderJsonEntry } from './json-config.ts';
 
 /**
@@ -11,8 +11,12 @@ export const vscode: InstallClient = {
   title: 'VS Code',
   configPath: vscodeConfigPath,
   renderEntry: (entryName, launch) => renderJsonEntry('servers', entryName, jsonEntry(launch, { type: 'stdio' })),
-  applyEntry: ({ existing, file, entryName, launch, force }) =>
-    applyJsonEntry({ existing, file, containerKey: 'servers', entryName, entry: jsonEntry(launch, { type: 'stdio' }), force, clientTitle: 'VS Code' }),
+  applyEntry: ({ launch, ...opts }) => applyJsonEntry({ ...opts, containerKey: 'servers', entry: jsonEntry(launch, { type: 'stdio' }), clientTitle: 'VS Code' }),
+  // VS Code docs, "MCP configuration reference": `"type": "http"` with `url` and `headers`.
+  http: {
+    renderEntry: (entryName, entry) => renderJsonEntry('servers', entryName, jsonHttpEntry(entry, { type: 'http' })),
+    applyEntry: ({ entry, ...opts }) => applyJsonEntry({ ...opts, containerKey: 'servers', entry: jsonHttpEntry(entry, { type: 'http' }), clientTitle: 'VS Code' }),
+  },
 };
 
 /** macOS: ~/Library/Application Support/Code/User; Windows: %APPDATA%\Code\User; Linux: $XDG_CONFIG_HOME/Code/User. */

@@ -25,6 +25,7 @@ import {
   withResult,
 } from './messages.ts';
 import { isEventStream, isJson, pause, readSse, reconnectDelayMs, sseBodyOf, type SseBody, type SseCursor } from './sse.ts';
+import { listenForServerMessages } from './event-stream.ts';
 import { isModernProtocolVersion, metaProtocolVersion, requestMetadataHeaders } from '../mcp/request-metadata.ts';
 import { ToolHeaderRegistry } from './tool-headers.ts';
 import {
@@ -33,6 +34,8 @@ import {
   UpstreamHttpError,
   discardBody,
   errorBodyOf,
+  type MessageSink,
+  type Route,
   type Upstream,
   type UpstreamOptions,
 } from './upstream.ts';
@@ -74,9 +77,9 @@ export class StreamableHttpSession implements Upstream {
     return this.#sessionId;
   }
 
-  async send(message: RawMessage): Promise<void> {
+  async send(message: RawMessage, route: Route = {}): Promise<void> {
     if (isInitializeRequest(message)) {
-      const run = this.#sendInitialize(message);
+      const run = this.#sendInitialize(message, route);
       this.#initializing = run.catch(() => {});
       return run;
     }
@@ -93,8 +96,8 @@ export class StreamableHttpSession implements Upstream {
       inflight.abort();
       return;
     }
-    if (await this.#answeredLocally(message)) return;
-    await this.#exchange(message);
+    if (await this.#answeredLocally(message, route)) return;
+    await this.#exchange(message, true, route);
     // MCP spec "Listening for Messages from the Server": the GET stream, once initialized.
     if (isInitializedNotification(message)) this.#startListening();
   }
@@ -122,12 +125,12 @@ export class StreamableHttpSession implements Upstream {
 
   // ---- initialize and re-initialize ----
 
-  async #sendInitialize(message: RawMessage): Promise<void> {
+  async #sendInitialize(message: RawMessage, route: Route): Promise<void> {
     this.#initialize = message;
     this.#stopListening();
     this.#sessionId = undefined;
     this.#lost = false;
-    const res = await this.#post(message, undefined);
+    const res = await this.#post(message, undefined, route.signal);
     if (!this.#connectedOnce && (res.status === 400 || res.status === 404 || res.status === 405)) {
       // MCP 2026-07-28 "Backward Compatibility": a 4xx whose body is a JSON-RPC error comes from a
       // Streamable HTTP server (e.g. -32022, the version is not supported: the client negotiates
@@ -135,11 +138,11 @@ export class StreamableHttpSession implements Upstream {
       const answer = await errorBodyOf(res);
       if (typeof answer === 'string') throw new LegacyTransportSuspected(res.status);
       this.#connectedOnce = true;
-      this.#deliverErrorAnswer(answer, message, res.status);
+      this.#deliverErrorAnswer(answer, message, res.status, route);
       return;
     }
     this.#adoptSession(res);
-    await this.#consume(res, message);
+    await this.#consume(res, message, route);
     this.#connectedOnce = true;
   }
 
@@ -167,8 +170,8 @@ export class StreamableHttpSession implements Upstream {
       const replay = withId(original, `mcp-oauth-proxy-reinitialize-${++this.#reinits}`);
       const res = await this.#post(replay, undefined);
       this.#adoptSession(res);
-      await this.#consume(res, replay, requestIds(replay.value)[0]);
-      await this.#exchange(notification('notifications/initialized'), false);
+      await this.#consume(res, replay, {}, requestIds(replay.value)[0]);
+      await this.#exchange(notification('notifications/initialized'), false, {});
       this.#lost = false;
       this.#startListening();
     })().finally(() => {
@@ -179,23 +182,27 @@ export class StreamableHttpSession implements Upstream {
 
   // ---- one message ----
 
-  async #exchange(message: RawMessage, mayReinitialize = true): Promise<void> {
+  async #exchange(message: RawMessage, mayReinitialize: boolean, route: Route): Promise<void> {
     const sessionId = this.#sessionId;
     // MCP 2026-07-28 "Cancellation": closing a request's response stream IS its cancellation; the
-    // stdio client's notifications/cancelled is turned into that (see send()).
+    // stdio client's notifications/cancelled is turned into that (see send()). A routed exchange
+    // (the gateway) is cancelled by its own signal instead: ids of different clients may collide.
     const [id] = requestIds(message.value);
-    const cancel = id !== undefined && isModernProtocolVersion(metaProtocolVersion(message.value)) ? new AbortController() : undefined;
+    const cancel = !route.signal && id !== undefined && isModernProtocolVersion(metaProtocolVersion(message.value)) ? new AbortController() : undefined;
     if (cancel) this.#inflight.set(id!, cancel);
+    // A routed exchange ends with its client's HTTP request (the gateway closes those on shutdown);
+    // not AbortSignal.any with #closed: the hot path would pay for a composite signal per request.
+    const signal = route.signal ?? cancel?.signal;
     try {
-      const res = await this.#post(message, sessionId, cancel?.signal);
+      const res = await this.#post(message, sessionId, signal);
       if (res.status === 404 && sessionId !== undefined && mayReinitialize) {
         await discardBody(res);
         await this.#reinitialize(sessionId);
-        return this.#exchange(message, false);
+        return this.#exchange(message, false, route);
       }
-      await this.#consume(res, message);
+      await this.#consume(res, message, route);
     } catch (err) {
-      if (cancel?.signal.aborted) return;
+      if (signal?.aborted) return;
       throw err;
     } finally {
       if (cancel && this.#inflight.get(id!) === cancel) this.#inflight.delete(id!);
@@ -207,21 +214,26 @@ export class StreamableHttpSession implements Upstream {
    * arrived (the server has it), or briefly for a request whose server answers only when done.
    */
   async #post(message: RawMessage, sessionId: string | undefined, cancel?: AbortSignal): Promise<Response> {
+    if (this.#opts.ordered === false) return this.#postNow(message, sessionId, cancel);
     const previous = this.#order;
     let release!: () => void;
     this.#order = new Promise<void>((resolve) => (release = resolve));
     await previous;
     const timer = requestIds(message.value).length > 0 ? setTimeout(release, ORDERING_WAIT_MS) : undefined;
     try {
-      // MCP spec "Sending Messages to the Server": Accept lists both answer forms.
-      const headers = this.#headers({ 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, sessionId, message.value);
-      // Not AbortSignal.any per request (it costs on the hot path): close() aborts every in-flight one.
-      const signal = cancel ?? this.#closed.signal;
-      return await this.#opts.fetch(this.#opts.url, { method: 'POST', headers, body: message.text, signal });
+      return await this.#postNow(message, sessionId, cancel);
     } finally {
       clearTimeout(timer);
       release();
     }
+  }
+
+  #postNow(message: RawMessage, sessionId: string | undefined, cancel?: AbortSignal): Promise<Response> {
+    // MCP spec "Sending Messages to the Server": Accept lists both answer forms.
+    const headers = this.#headers({ 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, sessionId, message.value);
+    // Not AbortSignal.any per request (it costs on the hot path): close() aborts every in-flight one.
+    const signal = cancel ?? this.#closed.signal;
+    return this.#opts.fetch(this.#opts.url, { method: 'POST', headers, body: message.text, signal });
   }
 
   #headers(extra: Record<string, string>, sessionId: string | undefined, message?: unknown): Record<string, string> {
@@ -242,10 +254,10 @@ export class StreamableHttpSession implements Upstream {
    * x-mcp-header annotations. A modern-era call to a tool not seen yet first fetches `tools/list`
    * (with the call's own `_meta`), so that its `Mcp-Param-*` headers can be sent.
    */
-  async #answeredLocally(message: RawMessage): Promise<boolean> {
+  async #answeredLocally(message: RawMessage, route: Route): Promise<boolean> {
     const modern = isModernProtocolVersion(metaProtocolVersion(message.value) ?? this.#protocolVersion);
     const refusal = await this.#tools.refusalFor(message.value, modern, (params) => this.#ownRequest('tools/list', params));
-    if (refusal) this.#opts.onMessage(refusal);
+    if (refusal) (route.sink ?? this.#opts.onMessage)(refusal);
     return refusal !== undefined;
   }
 
@@ -255,27 +267,27 @@ export class StreamableHttpSession implements Upstream {
     const value = { jsonrpc: '2.0', id, method, params };
     const request: RawMessage = { text: JSON.stringify(value), value };
     const res = await this.#post(request, this.#sessionId);
-    await this.#consume(res, request, id);
+    await this.#consume(res, request, {}, id);
     const result = this.#captured.get(id);
     this.#captured.delete(id);
     return result;
   }
 
-  async #consume(res: Response, message: RawMessage, swallowId?: JsonRpcId): Promise<void> {
+  async #consume(res: Response, message: RawMessage, route: Route, swallowId?: JsonRpcId): Promise<void> {
     // 202 Accepted: a notification or response was taken; nothing comes back.
     if (res.status === 202) return discardBody(res);
     if (!res.ok) {
       // "Server JSON-RPC errors reach the client exactly as sent, whatever the HTTP status".
       const answer = await errorBodyOf(res);
       if (typeof answer === 'string') throw new UpstreamHttpError(res.status, answer);
-      this.#deliverErrorAnswer(answer, message, res.status, swallowId);
+      this.#deliverErrorAnswer(answer, message, res.status, route, swallowId);
       return;
     }
-    if (isEventStream(res)) return this.#consumeStream(res, message, swallowId);
+    if (isEventStream(res)) return this.#consumeStream(res, message, route, swallowId);
     const text = await res.text();
     if (!text.trim()) return;
     if (!isJson(res)) this.#opts.logger.warn('the MCP server answered with an unexpected content type', { contentType: res.headers.get('content-type') });
-    this.#deliver(text, message, swallowId);
+    this.#deliver(text, message, route.sink, swallowId);
   }
 
   /**
@@ -284,18 +296,18 @@ export class StreamableHttpSession implements Upstream {
    * this one request: a stdio client can only match it by its id and would otherwise wait forever,
    * so it goes on with the request's id and nothing else changed.
    */
-  #deliverErrorAnswer(answer: RawMessage, cause: RawMessage, status: number, swallowId?: JsonRpcId): void {
+  #deliverErrorAnswer(answer: RawMessage, cause: RawMessage, status: number, route: Route, swallowId?: JsonRpcId): void {
     const asked = requestIds(cause.value);
     if (responseIds(answer.value).length === 0 && asked.length === 1 && !Array.isArray(answer.value)) {
       this.#opts.logger.info('the MCP server answered a request with an error that names no id', { status });
-      this.#deliver(JSON.stringify({ ...(answer.value as object), id: asked[0] }), cause, swallowId);
+      this.#deliver(JSON.stringify({ ...(answer.value as object), id: asked[0] }), cause, route.sink, swallowId, status);
       return;
     }
-    this.#deliver(answer.text, cause, swallowId);
+    this.#deliver(answer.text, cause, route.sink, swallowId, status);
   }
 
   /** One message (or batch) from the server: to the client, unless it answers our replayed initialize. */
-  #deliver(text: string, cause: RawMessage | undefined, swallowId?: JsonRpcId): JsonRpcId[] {
+  #deliver(text: string, cause: RawMessage | undefined, sink: MessageSink | undefined, swallowId?: JsonRpcId, status?: number): JsonRpcId[] {
     const message = parseRaw(text);
     if (!message) {
       this.#opts.logger.warn('dropped a message from the MCP server that is not JSON', { bytes: text.length });
@@ -314,7 +326,7 @@ export class StreamableHttpSession implements Upstream {
       return answered;
     }
     // Tools with invalid annotations are removed from what the client sees; nothing else changes.
-    this.#opts.onMessage(filtered === undefined ? message : withResult(message, filtered));
+    (sink ?? this.#opts.onMessage)(filtered === undefined ? message : withResult(message, filtered), status);
     return answered;
   }
 
@@ -323,7 +335,7 @@ export class StreamableHttpSession implements Upstream {
    * "Resumability and Redelivery": when the stream ends before the response, the client resumes
    * with GET + Last-Event-ID (after the server's `retry:`), if the server gave event ids.
    */
-  async #consumeStream(res: Response, message: RawMessage, swallowId?: JsonRpcId): Promise<void> {
+  async #consumeStream(res: Response, message: RawMessage, route: Route, swallowId?: JsonRpcId): Promise<void> {
     const pending = new Set(requestIds(message.value));
     const cursor: SseCursor = {};
     let body: SseBody = sseBodyOf(res);
@@ -331,13 +343,13 @@ export class StreamableHttpSession implements Upstream {
       try {
         await readSse(body, (e) => {
           if (!e.data) return;
-          for (const id of this.#deliver(e.data, message, swallowId)) pending.delete(id);
+          for (const id of this.#deliver(e.data, message, route.sink, swallowId)) pending.delete(id);
         }, cursor);
       } catch (err) {
-        if (this.#closed.signal.aborted) return;
+        if (this.#closed.signal.aborted || route.signal?.aborted) return;
         this.#opts.logger.debug('the response stream broke', { error: String(err) });
       }
-      if (pending.size === 0 || this.#closed.signal.aborted) return;
+      if (pending.size === 0 || this.#closed.signal.aborted || route.signal?.aborted) return;
       if (cursor.lastEventId === undefined || attempt >= MAX_RESUMES || !this.#sessionId) {
         throw new StreamLostError('the MCP server closed the response stream before answering', [...pending]);
       }
@@ -370,54 +382,19 @@ export class StreamableHttpSession implements Upstream {
     if (!sessionId || this.#listener || this.#closed.signal.aborted) return;
     const listener = new AbortController();
     this.#listener = listener;
-    this.#listen(sessionId, AbortSignal.any([listener.signal, this.#closed.signal]))
+    listenForServerMessages(
+      {
+        logger: this.#opts.logger,
+        stillCurrent: () => this.#sessionId === sessionId,
+        open: (lastEventId, signal) => this.#openGet(lastEventId, signal),
+        deliver: (data) => void this.#deliver(data, undefined, undefined),
+        sessionGone: () => this.#reinitialize(sessionId),
+      },
+      AbortSignal.any([listener.signal, this.#closed.signal]),
+    )
       .catch((err: unknown) => this.#opts.logger.debug('the event stream stopped', { error: String(err) }))
       .finally(() => {
         if (this.#listener === listener) this.#listener = undefined;
       });
   }
-
-  /**
-   * Keeps the server's GET stream open for server-initiated requests and notifications. 405 = the
-   * server offers none. A drop reconnects after `retry:` (or backoff) and resumes with Last-Event-ID
-   * so the server can replay what was missed (MCP spec "Resumability and Redelivery").
-   */
-  async #listen(sessionId: string, signal: AbortSignal): Promise<void> {
-    const cursor: SseCursor = {};
-    for (let failures = 0; !signal.aborted && this.#sessionId === sessionId; ) {
-      let res: Response | undefined;
-      try {
-        res = await this.#openGet(cursor.lastEventId, signal);
-      } catch (err) {
-        if (signal.aborted) return;
-        this.#opts.logger.debug('could not open the event stream', { error: String(err) });
-      }
-      if (res?.status === 405) {
-        this.#opts.logger.debug('the MCP server offers no event stream (GET 405)');
-        return;
-      }
-      if (res?.status === 404) {
-        // The session is gone: start a new one now rather than at the client's next request.
-        await this.#reinitialize(sessionId).catch((err: unknown) => this.#opts.logger.warn('re-initializing the session failed', { error: String(err) }));
-        return;
-      }
-      if (res) {
-        failures = 0;
-        this.#opts.logger.debug('event stream open', { resumedFrom: cursor.lastEventId !== undefined });
-        try {
-          await readSse(sseBodyOf(res), (e) => {
-            if (e.data) this.#deliver(e.data, undefined);
-          }, cursor);
-        } catch (err) {
-          if (signal.aborted) return;
-          this.#opts.logger.debug('the event stream broke', { error: String(err) });
-        }
-        if (signal.aborted) return;
-        await pause(reconnectDelayMs(0, cursor.retryMs ?? 1000), signal);
-      } else {
-        await pause(reconnectDelayMs(failures++, cursor.retryMs), signal);
-      }
-    }
-  }
 }
-

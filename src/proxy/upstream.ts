@@ -6,6 +6,18 @@ import type { FetchLike, Logger } from '../types.ts';
 import { parseRaw, type JsonRpcId, type RawMessage } from './messages.ts';
 import { NodeHttpResponse } from './node-http-response.ts';
 
+/** Where server messages go. `status` is the HTTP status of a non-2xx answer whose body was a
+ * JSON-RPC error (the gateway answers its client with the same status). */
+export type MessageSink = (message: RawMessage, status?: number) => void;
+
+/** Per message: where its answers go and what cancels it (the gateway: the client's own HTTP request). */
+export interface Route {
+  /** Default: UpstreamOptions.onMessage. Server messages outside this exchange never come here. */
+  sink?: MessageSink;
+  /** Aborting it abandons the exchange (2026-07-28: closing the stream IS the cancellation). */
+  signal?: AbortSignal;
+}
+
 export interface Upstream {
   readonly kind: 'streamable-http' | 'sse';
   /**
@@ -14,7 +26,7 @@ export interface Upstream {
    * did not reach the server (safe to retry), or with StreamLostError when it did but the answer
    * was lost (not safe to retry).
    */
-  send(message: RawMessage): Promise<void>;
+  send(message: RawMessage, route?: Route): Promise<void>;
   /** Ends the session (HTTP DELETE where the transport has one) and stops every stream. */
   close(): Promise<void>;
 }
@@ -24,8 +36,10 @@ export interface UpstreamOptions {
   /** The authenticated fetch: bearer token, refresh, 401 retry, step-up. */
   fetch: FetchLike;
   logger: Logger;
-  /** Every message from the server, in the order received. */
-  onMessage(message: RawMessage): void;
+  /** Every message from the server, in the order received, unless the message's route has a sink. */
+  onMessage: MessageSink;
+  /** POST in the order send() was called (default true). */
+  ordered?: boolean;
 }
 
 /** The server answered the HTTP request with an error status. */

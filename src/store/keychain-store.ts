@@ -61,7 +61,8 @@ export class KeychainCredentialStore implements CredentialStore {
     const found = await guard('list the keychain entries', [], (signal) => findCredentialsAsync(this.service, null, signal));
     const out: Credential[] = [];
     for (const { account, password } of found) {
-      if (account.startsWith(REGISTRATION_PREFIX) || account.startsWith(PROBE_PREFIX)) continue;
+      // The Redis store's encryption key (src/store/redis-key.ts) shares the service: never a credential.
+      if (account.startsWith(REGISTRATION_PREFIX) || account.startsWith(PROBE_PREFIX) || account === 'redis-encryption-key') continue;
       try {
         out.push(JSON.parse(password) as Credential);
       } catch {

@@ -18,7 +18,7 @@ export async function openCredentialStore(opts: {
   /** For the keychain probe; defaults to process.env (the keyring library reads it anyway). */
   env?: NodeJS.ProcessEnv;
   /** Mode 'redis': `[settings] redis_url` / `redis_key_file`; MCP_OAUTH_REDIS_URL / MCP_OAUTH_REDIS_KEY
-   * in `env` (default: `opts.env`, else process.env) win. */
+   * in `env` (default: `opts.env`, else process.env) win; with neither key source, the OS keychain. */
   redis?: { url?: string; keyFile?: string; env?: NodeJS.ProcessEnv };
 }): Promise<CredentialStore> {
   const mode = opts.mode ?? 'auto';
@@ -72,10 +72,11 @@ async function openRedis(env: NodeJS.ProcessEnv, settings: { url?: string; keyFi
   if (!isRedisUrl(url)) {
     throw new McpOAuthError('config_invalid', 'MCP_OAUTH_REDIS_URL must be a redis:// or rediss:// URL', { hint: 'e.g. redis://:PASSWORD@HOST:6379/0' });
   }
-  const [{ loadRedisKey }, { openRedisStore }] = await Promise.all([import('./redis-crypto.ts'), import('./redis-store.ts')]);
-  const key = loadRedisKey({ env, keyFile: settings.keyFile });
+  const [{ loadRedisKey }, { openRedisStore }] = await Promise.all([import('./redis-key.ts'), import('./redis-store.ts')]);
+  // MCP_OAUTH_REDIS_KEY, else redis_key_file, else the OS keychain (redis-key.ts); never Redis.
+  const key = await loadRedisKey({ env, keyFile: settings.keyFile });
   const leaseMs = Number(env.MCP_OAUTH_REDIS_LEASE_MS) || undefined;
   const store = await openRedisStore({ url, key, leaseMs, logger });
-  logger.debug('credential store: redis', { where: store.where });
+  logger.debug('credential store: redis', { where: store.where, keyId: key.id, keyFrom: key.source.kind });
   return store;
 }

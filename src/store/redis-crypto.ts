@@ -3,12 +3,12 @@
  * 96-bit IV per value (SP 800-38D §8.2.2: random IVs of 96 bits, never reused with one key), and
  * the key id plus the Redis field the value belongs to as additional authenticated data, so a value
  * copied to another credential's field (or sealed under another key) fails authentication instead
- * of being read as that credential. The key never comes from Redis: a file or an environment
- * variable on this host, so whoever can read Redis (its dump files, a replica, a MONITOR) sees
- * only ciphertext.
+ * of being read as that credential. The key never comes from Redis (src/store/redis-key.ts: the
+ * environment, a file or the OS keychain of this host), so whoever can read Redis (its dump files,
+ * a replica, a MONITOR) sees only ciphertext.
  */
 import { McpOAuthError } from '../errors.ts';
-import { crypto, fs } from '../builtins.ts';
+import { crypto } from '../builtins.ts';
 
 /** Format version of a sealed value; part of the AAD so a future format cannot be confused with it. */
 const VERSION = 'v1';
@@ -21,44 +21,8 @@ export interface RedisKey {
   id: string;
 }
 
-/** The environment variable holding the base64 key; wins over `redis_key_file` (containers, CI). */
-export const REDIS_KEY_ENV = 'MCP_OAUTH_REDIS_KEY';
-
-const HOW_TO_MAKE =
-  'create one with: head -c 32 /dev/urandom | base64 > ~/.config/mcp-oauth/redis.key && chmod 600 ~/.config/mcp-oauth/redis.key, ' +
-  'and copy the same file to every host that shares the Redis store';
-
-/** Reads the 256-bit key: MCP_OAUTH_REDIS_KEY (base64) else `keyFile` (base64 text or 32 raw bytes). */
-export function loadRedisKey(opts: { env: NodeJS.ProcessEnv; keyFile?: string }): RedisKey {
-  const fromEnv = opts.env[REDIS_KEY_ENV];
-  if (fromEnv) return toKey(decodeBase64Key(fromEnv.trim(), REDIS_KEY_ENV));
-  if (!opts.keyFile) {
-    throw new McpOAuthError('config_invalid', `the Redis store needs an encryption key: set ${REDIS_KEY_ENV} (base64 of 32 bytes) or [settings] redis_key_file`, {
-      hint: HOW_TO_MAKE,
-    });
-  }
-  let raw: Buffer;
-  try {
-    raw = fs().readFileSync(opts.keyFile);
-  } catch (e) {
-    throw new McpOAuthError('config_invalid', `cannot read the Redis store key file ${opts.keyFile} (${(e as NodeJS.ErrnoException).code ?? 'error'})`, {
-      hint: HOW_TO_MAKE,
-      cause: e,
-    });
-  }
-  return toKey(raw.length === 32 ? raw : decodeBase64Key(raw.toString('utf8').trim(), opts.keyFile));
-}
-
-function decodeBase64Key(text: string, where: string): Buffer {
-  const key = Buffer.from(text, 'base64');
-  if (key.length !== 32 || !/^[A-Za-z0-9+/=_-]+$/.test(text)) {
-    throw new McpOAuthError('config_invalid', `the Redis store key in ${where} is not 32 bytes of base64 (AES-256 needs a 256-bit key)`, { hint: HOW_TO_MAKE });
-  }
-  return key;
-}
-
-function toKey(key: Buffer): RedisKey {
-  // A hash of the key under a fixed label: identifies the key without revealing anything usable.
+/** The key and its id: a hash of the key under a fixed label, identifying it without revealing anything usable. */
+export function redisKeyFromBytes(key: Buffer): RedisKey {
   const id = crypto().createHash('sha256').update('mcp-oauth redis key id\0').update(key).digest('hex').slice(0, 12);
   return { key, id };
 }
@@ -86,7 +50,7 @@ export function unseal<T>(k: RedisKey, field: string, sealed: string, where: str
   }
   if (keyId !== k.id) {
     throw new McpOAuthError('store_error', `a credential in the Redis store at ${where} was encrypted with another key (key id ${keyId}; this host's key is ${k.id})`, {
-      hint: `give every host the same key (${REDIS_KEY_ENV} or redis_key_file)`,
+      hint: 'give every host the same key: `mcp-oauth store-key export` on a host that reads these values, `mcp-oauth store-key import` here',
     });
   }
   try {

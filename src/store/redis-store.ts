@@ -3,7 +3,8 @@
  * the same database: one sign-in and one refresh per expiry for a fleet, where per-host stores
  * would each rotate (and, with reuse detection, revoke) the same refresh token.
  *
- * - Values are sealed with AES-256-GCM under a key held on each host (src/store/redis-crypto.ts).
+ * - Values are sealed with AES-256-GCM under a key held on each host (src/store/redis-crypto.ts;
+ *   the key from the environment, a file or the OS keychain: src/store/redis-key.ts).
  * - `withLock` is an in-process chain plus a Redis lease with a fencing token
  *   (src/store/redis-lease.ts); `put`/`delete` of the locked credential inside it are fenced writes.
  * - Redis unreachable: every operation fails fast with `network_error` (exit 6, transient), so the

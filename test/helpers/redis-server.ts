@@ -1,7 +1,8 @@
 /**
- * A real `redis-server` (Debian package redis-server) for the Redis store tests, on 127.0.0.1 and
- * a free port, in a temporary directory. `stop({ save: true })` shuts down with SHUTDOWN SAVE and
- * `start()` again loads that dump, so a test can take Redis away and bring it back with its data.
+ * A real Redis-protocol server for the Redis store tests: Debian's `redis-server` or
+ * `valkey-server` (bookworm-backports), on 127.0.0.1 and a free port, in a temporary directory.
+ * `stop({ save: true })` shuts down with SHUTDOWN SAVE and `start()` again loads that dump, so a
+ * test can take the server away and bring it back with its data.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createServer, createConnection } from 'node:net';
@@ -9,15 +10,54 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-export function redisServerAvailable(): boolean {
-  return spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).status === 0;
+/** The server binaries the store is tested against; .ci/run installs both. */
+export const REDIS_SERVER_BINARIES = ['redis-server', 'valkey-server'] as const;
+export type RedisServerBinary = (typeof REDIS_SERVER_BINARIES)[number];
+
+const PACKAGES: Record<RedisServerBinary, string> = {
+  'redis-server': 'apt-get install redis-server',
+  'valkey-server': 'apt-get install valkey-server (bookworm: -t bookworm-backports)',
+};
+
+/** `7.0.15` from `redis-server --version` ("Redis server v=7.0.15 …"), or undefined when the binary is missing. */
+export function serverVersion(binary: RedisServerBinary): string | undefined {
+  const r = spawnSync(binary, ['--version'], { encoding: 'utf8' });
+  if (r.status !== 0) return undefined;
+  return /\bv=(\S+)/.exec(r.stdout)?.[1] ?? 'unknown';
 }
 
-/** Why the Redis tests cannot run here, or undefined. Under CI the absence is a failure, not a skip. */
+export interface RedisServerKind {
+  binary: RedisServerBinary;
+  /** `redis-server 7.0.15`, for test names. */
+  label: string;
+  /** Why it cannot run here (for `describe(..., { skip })`), or undefined. */
+  skip: string | undefined;
+}
+
+/**
+ * Every server binary with its version, or the reason it is skipped. A missing binary is a skip
+ * on a developer machine, but under CI=true (where .ci/run installs both) it throws: the coverage
+ * cannot silently disappear from the pipeline.
+ */
+export function redisServerKinds(): RedisServerKind[] {
+  return REDIS_SERVER_BINARIES.map((binary) => {
+    const version = serverVersion(binary);
+    if (version) return { binary, label: `${binary} ${version}`, skip: undefined };
+    if (process.env.CI === 'true') throw new Error(`${binary} is not installed, and CI=true: .ci/run installs it (${PACKAGES[binary]})`);
+    return { binary, label: binary, skip: `${binary} is not installed (Debian: ${PACKAGES[binary]}); skipping its Redis store tests` };
+  });
+}
+
+/** The first server binary installed here (tests that need one server, not each). */
+export function anyRedisServer(): { binary: RedisServerBinary; skip: undefined } | { binary: undefined; skip: string } {
+  const kinds = redisServerKinds();
+  const found = kinds.find((k) => !k.skip);
+  return found ? { binary: found.binary, skip: undefined } : { binary: undefined, skip: kinds.map((k) => k.skip).join('; ') };
+}
+
+/** Why no Redis store test can run here (neither binary), or undefined. Throws under CI=true, as above. */
 export function redisSkipReason(): string | undefined {
-  if (redisServerAvailable()) return undefined;
-  if (process.env.CI === 'true') throw new Error('redis-server is not installed, and CI=true: .ci/run installs the Debian package redis-server');
-  return 'redis-server is not installed (Debian: apt-get install redis-server); skipping the Redis store tests';
+  return anyRedisServer().skip;
 }
 
 async function freePort(): Promise<number> {
@@ -50,6 +90,7 @@ function command(port: number, line: string): Promise<string> {
 }
 
 export interface RedisServer {
+  binary: RedisServerBinary;
   port: number;
   url: string;
   start(): Promise<void>;
@@ -58,22 +99,23 @@ export interface RedisServer {
   close(): Promise<void>;
 }
 
-export async function startRedisServer(): Promise<RedisServer> {
+export async function startRedisServer(binary: RedisServerBinary = 'redis-server'): Promise<RedisServer> {
   const dir = await mkdtemp(join(tmpdir(), 'mcp-oauth-redis-'));
   const port = await freePort();
   let child: ChildProcess | undefined;
   const server: RedisServer = {
+    binary,
     port,
     url: `redis://127.0.0.1:${port}/0`,
     async start() {
-      child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--dbfilename', 'dump.rdb'], {
+      child = spawn(binary, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--dbfilename', 'dump.rdb'], {
         stdio: 'ignore',
       });
       const deadline = Date.now() + 10_000;
       for (;;) {
         const reply = await command(port, 'PING').catch(() => '');
         if (reply === '+PONG') return;
-        if (Date.now() > deadline) throw new Error(`redis-server did not start on port ${port}`);
+        if (Date.now() > deadline) throw new Error(`${binary} did not start on port ${port}`);
         await new Promise((r) => setTimeout(r, 50));
       }
     },

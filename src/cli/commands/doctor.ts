@@ -12,7 +12,7 @@ import { probeChallenge, findProtectedResource, findAuthorizationServer, discove
 import { canonicalResourceUri } from '../../oauth/canonical.ts';
 import { connectMcp } from '../../client/mcp.ts';
 import { acceptsMissingPkceMetadata, providerFor, recogniseIssuer } from '../../oauth/quirks.ts';
-import { refreshTokenExpiryWarning } from '../describe.ts';
+import { describeGatewayFor, refreshTokenExpiryWarning } from '../describe.ts';
 
 const USAGE = 'mcp-oauth doctor NAME|URL [--json]';
 
@@ -53,6 +53,18 @@ export async function run(ctx: CliContext, argv: string[]): Promise<number> {
   const store = await ctx.store();
   if (!ctx.json) ctx.out(`Checking ${server.name} (${server.url})\n`);
   await record('configuration', async () => ({ value: true, detail: `from ${server.source}${server.configFile ? ` (${server.configFile})` : ''}` }));
+
+  // The local gateway (`mcp-oauth serve`): informational. Not running is no failure: clients with
+  // the stdio entry start their own proxy and never need it.
+  const { gatewayStatus } = await import('../../gateway/state.ts');
+  const gateway = describeGatewayFor(await gatewayStatus(ctx.home), server);
+  const gatewayData = { running: gateway.running, served: gateway.served, url: gateway.url, pid: gateway.pid, endpoint: gateway.endpoint };
+  if (gateway.running) {
+    await record('gateway', async () => ({ value: true, detail: gateway.detail, data: gatewayData }));
+  } else {
+    steps.push({ step: 'gateway', ok: 'skip', detail: `${gateway.detail}; only clients installed with --gateway need it`, data: gatewayData });
+    if (!ctx.json) ctx.out(stepLine('skip', 'gateway', `${gateway.detail}; only clients installed with --gateway need it`));
+  }
 
   const challenge = await record('server challenge', async () => {
     const c = await probeChallenge({ serverUrl: server.url, fetch: ctx.oauthFetch });

@@ -1,7 +1,7 @@
 import { parse, type CliContext } from '../context.ts';
 import { printJson, relativeTime } from '../output.ts';
 import { bareUrlCredentials, selectCredentials } from '../credentials-for.ts';
-import { describeServer, type ServerState } from '../describe.ts';
+import { describeGateway, describeServer, type GatewayView, type ServerState } from '../describe.ts';
 import type { ServerConfig } from '../../types.ts';
 
 const USAGE = 'mcp-oauth list [--json]';
@@ -15,7 +15,9 @@ export async function run(ctx: CliContext, argv: string[]): Promise<number> {
   const { listServers, listStdioServers } = await import('../../config/config.ts');
   const servers = await listServers({ env: ctx.env });
   const stdio = await listStdioServers({ env: ctx.env });
-  const store = await ctx.store();
+  const { gatewayStatus } = await import('../../gateway/state.ts');
+  const [store, status] = await Promise.all([ctx.store(), gatewayStatus(ctx.home)]);
+  const gateway = describeGateway(status, servers.map((s) => s.name));
   const all = await store.list();
   const now = Date.now();
   const states: ListedServer[] = [];
@@ -36,11 +38,12 @@ export async function run(ctx: CliContext, argv: string[]): Promise<number> {
     states.push({ server: entry.name, url: `(stdio: ${entry.command})`, source: entry.source, auth_status: 'unsupported', needs_sign_in: false });
   }
   if (ctx.json) {
-    printJson(ctx, { servers: states });
+    printJson(ctx, { servers: states, gateway });
     return 0;
   }
   if (states.length === 0) {
     ctx.out('No servers configured.');
+    printGateway(ctx, gateway);
     ctx.out('Next: mcp-oauth add NAME URL');
     return 0;
   }
@@ -60,7 +63,15 @@ export async function run(ctx: CliContext, argv: string[]): Promise<number> {
     ctx.out('');
     for (const s of shared) ctx.out(`${s.server} uses the sign-in made with its URL (${s.credential_of}).`);
   }
+  ctx.out('');
+  printGateway(ctx, gateway);
   const pending = states.filter((s) => s.needs_sign_in && s.auth_status !== 'unsupported');
   if (pending.length > 0) ctx.out(`\nNext: mcp-oauth login ${pending[0].server}`);
   return 0;
+}
+
+/** One line for the gateway: running (where, and what it serves) or how to start it. */
+function printGateway(ctx: CliContext, g: GatewayView): void {
+  if (g.running) ctx.out(`Gateway: running at ${g.url} (pid ${g.pid}), serving ${g.servers.length ? g.servers.join(', ') : 'no servers yet'} at ${g.url}/servers/NAME/mcp`);
+  else ctx.out(`Gateway: ${g.detail}`);
 }

@@ -1,7 +1,7 @@
 import { parse, requirePositional, type CliContext } from '../context.ts';
 import { printJson, relativeTime } from '../output.ts';
 import { credentialsInUse } from '../credentials-for.ts';
-import { describeServer } from '../describe.ts';
+import { describeGatewayFor, describeServer } from '../describe.ts';
 import { loginCommand } from '../../errors.ts';
 
 const USAGE = 'mcp-oauth status NAME|URL [--json]';
@@ -10,15 +10,18 @@ export async function run(ctx: CliContext, argv: string[]): Promise<number> {
   const args = parse(ctx, argv, {}, USAGE);
   if (!args) return 0;
   const server = await ctx.server(requirePositional(args.positionals, 0, 'server NAME or URL', USAGE));
-  const store = await ctx.store();
+  const { gatewayStatus } = await import('../../gateway/state.ts');
+  const [store, status] = await Promise.all([ctx.store(), gatewayStatus(ctx.home)]);
   const [credential] = await credentialsInUse(store, server);
   const now = Date.now();
   const state = describeServer(server, credential, now);
+  const gateway = describeGatewayFor(status, server);
   if (ctx.json) {
-    printJson(ctx, { ...state, store: store.kind });
+    printJson(ctx, { ...state, store: store.kind, gateway });
     return 0;
   }
   ctx.out(`${server.name}  ${server.url}`);
+  ctx.out(`  Gateway:        ${gateway.running ? gateway.detail : `${gateway.detail}; only clients installed with --gateway need it`}`);
   if (state.auth_status === 'bearer_token') {
     ctx.out(`  Authentication: static bearer token from $${server.bearerTokenEnvVar} (no OAuth).`);
     return 0;
