@@ -3,7 +3,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startSandbox, type Sandbox } from '../src/sandbox/index.ts';
-import { makeHome, writeConfig, type TestHome } from './helpers/e2e.ts';
+import { makeHome, runCli, writeConfig, type TestHome } from './helpers/e2e.ts';
 import { endpoint, rawRequest, secretOf, startServe, type RunningServe } from './helpers/gateway.ts';
 import { storeFixtureCredential } from './fixtures/proxy-helpers.ts';
 import { startLegacyServer, type LegacyServer } from './fixtures/proxy-legacy-server.ts';
@@ -70,4 +70,14 @@ test('nobody can sign in: the held request is answered with an error naming the 
   assert.equal(JSON.parse(again.body).error?.code, -32001);
   const health = await rawRequest(`${serve.url}/.well-known/mcp-oauth-gateway`, { method: 'GET' });
   assert.equal(health.status, 200);
+});
+
+test('`token --gateway` prints the secret the gateway checks, for clients install does not know', async () => {
+  const { h, serve, secret } = await gatewayFor(() => '');
+  const printed = await runCli(['token', '--gateway'], { env: h.env });
+  assert.equal(printed.code, 0, printed.stderr);
+  assert.equal(printed.stdout.trim(), secret);
+  assert.equal(printed.stderr, '');
+  const listed = await rawRequest(`${serve.url}/servers`, { method: 'GET', headers: { authorization: `Bearer ${printed.stdout.trim()}` } });
+  assert.equal(listed.status, 200);
 });
