@@ -56,7 +56,7 @@ describe('loadConfig / resolveServer', () => {
   it('a missing file is an empty config with defaults', async () => {
     const { env, file } = await freshEnv();
     const cfg = await loadConfig({ env });
-    assert.deepEqual(cfg, { file, exists: false, servers: {}, settings: { store: 'auto', refreshMarginSeconds: 60 } });
+    assert.deepEqual(cfg, { file, exists: false, servers: {}, settings: { store: 'auto', refreshMarginSeconds: 60 }, gateway: { host: '127.0.0.1', port: 7319, allowedHosts: [] } });
   });
 
   it('reads every supported key into ServerConfig', async () => {

@@ -28,6 +28,9 @@ export { isStale, resolveClientAuth } from './refresh.ts';
 export { DEFAULT_REFRESH_MARGIN_MS } from './lifecycle-types.ts';
 export type { LifecycleEvent, SignInReason, SignInRequest, TokenManagerOptions } from './lifecycle-types.ts';
 
+/** After a refresh failed for an outage, how long a still-valid token is used before trying again. */
+const OUTAGE_PAUSE_MS = 5_000;
+
 type RefreshOutcome =
   | { ok: true; credential: Credential }
   | { ok: false; error: McpOAuthError; credential?: Credential };
@@ -44,6 +47,8 @@ export class TokenManager {
   #refreshing: Promise<RefreshOutcome> | undefined;
   #signingIn: Promise<Credential> | undefined;
   #signIns = 0;
+  /** When the last refresh failed for an outage (authorization server or store unreachable). */
+  #outageAt: number | undefined;
 
   constructor(opts: TokenManagerOptions) {
     this.#opts = opts;
@@ -70,7 +75,19 @@ export class TokenManager {
     if (!opts.reload && cached && !cached.needsSignIn && !isStale(cached, this.#clock(), this.#marginMs)) return cached;
     // Its own, else a sign-in made with the bare URL (src/store/select.ts); with several issuers
     // (the server moved) the newest wins.
-    const [found] = selectCredentials(await this.#opts.store.list(), this.#opts.server);
+    let stored: Credential[];
+    try {
+      stored = await this.#opts.store.list();
+    } catch (err) {
+      // A shared store that is down (Redis restarting) must not fail requests while the token in
+      // hand still works: the refresh it was re-read for will be tried again at the next request.
+      if (!opts.reload && cached && !cached.needsSignIn && isMcpOAuthError(err) && err.transient && stillValid(cached, this.#clock())) {
+        this.#logger.warn('the credential store is unreachable; using the current access token while it lasts', { server: this.serverName, code: err.code });
+        return cached;
+      }
+      throw err;
+    }
+    const [found] = selectCredentials(stored, this.#opts.server);
     if (cached && found && found.accessToken !== cached.accessToken) {
       this.#logger.debug('picked up a credential written elsewhere', { server: this.serverName, token: fingerprint(found.accessToken) });
       this.#emit({ type: 'reloaded', server: this.serverName });
@@ -137,7 +154,11 @@ export class TokenManager {
       const why = current.refreshTokenMissingReason ?? 'the access token has expired and there is no refresh token';
       return signIn({ reason: 'grant_gone', previous: current }, why);
     }
+    // Right after a refresh that failed for an outage, a token that still works is used without
+    // trying again at once: each request would otherwise wait out the whole retry backoff.
+    if (this.#outageAt !== undefined && now - this.#outageAt < OUTAGE_PAUSE_MS && stillValid(current, now)) return current;
     const outcome = await this.#sharedRefresh((c) => isStale(c, this.#clock(), this.#marginMs));
+    this.#outageAt = !outcome.ok && outcome.error.transient ? this.#clock() : undefined;
     if (outcome.ok) return outcome.credential;
     const { error } = outcome;
     if (error.transient) {
@@ -269,6 +290,14 @@ export class TokenManager {
   }
 
   #unavailable(error: McpOAuthError): McpOAuthError {
+    if (error.details?.store) {
+      // The credential store (Redis) is down, not the authorization server: say so.
+      return new McpOAuthError(error.code, `Could not refresh the access token for ${this.serverName}: ${error.message}. Your sign-in is kept; retry later.`, {
+        hint: error.hint,
+        details: error.details,
+        cause: error,
+      });
+    }
     const unreachable = error.code === 'network_error';
     return new McpOAuthError(
       error.code,

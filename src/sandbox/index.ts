@@ -45,6 +45,16 @@ async function closeServer(server: Server): Promise<void> {
   await new Promise<void>((resolve) => server.close(() => resolve()));
 }
 
+/** RFC 8414 §2 `token_endpoint` in the metadata documents (both well-known paths) set to `url`. */
+function advertiseTokenEndpoint(provider: any, url: string): void {
+  provider.use(async (ctx: any, next: () => Promise<void>) => {
+    await next();
+    if (ctx.method === 'GET' && ctx.path.startsWith('/.well-known/') && ctx.body && typeof ctx.body === 'object' && 'token_endpoint' in ctx.body) {
+      ctx.body.token_endpoint = url;
+    }
+  });
+}
+
 export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> {
   // An identity provider's quirks (provider-modes.ts); `googleMode` is provider 'google'.
   const providerName = opts.provider ?? (opts.googleMode ? 'google' : undefined);
@@ -107,6 +117,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       extend: (provider) => {
         issuerCounters(issuer, state, profile.asRoutes)(provider);
         grantModes.extend(provider);
+        if (opts.tokenEndpointUrl) advertiseTokenEndpoint(provider, opts.tokenEndpointUrl);
       },
     });
     const second = secondIssuer

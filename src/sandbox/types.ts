@@ -79,6 +79,9 @@ export interface SandboxOptions {
   idTokenTtlSeconds?: number;
   /** enterprise: ID-JAG lifetime (default 300). */
   idJagTtlSeconds?: number;
+  /** The `token_endpoint` the authorization server's metadata advertises instead of its own: a
+   * fault layer in front of it that forwards to `${issuer}/token` (the soak, soak/fault-server.ts). */
+  tokenEndpointUrl?: string;
 }
 
 /** Outcomes of token requests of one grant type at one server. */

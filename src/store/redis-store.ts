@@ -189,6 +189,8 @@ export class RedisCredentialStore implements CredentialStore {
     }
     return new McpOAuthError('network_error', `the Redis credential store at ${this.where} is not reachable (${err?.code ?? this.#lastError?.code ?? err?.message ?? 'error'}); stored credentials are unchanged`, {
       hint: `start Redis at ${this.where} (or fix redis_url / MCP_OAUTH_REDIS_URL) and retry`,
+      // Says whose outage it is: the TokenManager must not blame the authorization server.
+      details: { store: 'redis', where: this.where },
       cause: e,
     });
   }
