@@ -108,3 +108,23 @@ export async function refreshRefusal(err: unknown): Promise<{ reason: string; oa
   }
   return undefined;
 }
+
+/**
+ * A refresh that failed for an outage: the sign-in is kept, and the message says whose outage it
+ * is. The credential store (Redis) being down is not the authorization server being down.
+ */
+export function refreshUnavailableError(serverName: string, error: McpOAuthError): McpOAuthError {
+  if (error.details?.store) {
+    return new McpOAuthError(error.code, `Could not refresh the access token for ${serverName}: ${error.message}. Your sign-in is kept; retry later.`, {
+      hint: error.hint,
+      details: error.details,
+      cause: error,
+    });
+  }
+  const unreachable = error.code === 'network_error';
+  return new McpOAuthError(
+    error.code,
+    `Could not refresh the access token for ${serverName}: the authorization server is ${unreachable ? 'unreachable' : 'unavailable'}. Your sign-in is kept; retry later.`,
+    { hint: 'retry later; check the network connection and the authorization server status', status: error.status, oauthError: error.oauthError, details: error.details, cause: error },
+  );
+}

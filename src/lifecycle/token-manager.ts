@@ -21,7 +21,8 @@ import type { Clock, Credential, Logger } from '../types.ts';
 import { silentLogger } from '../types.ts';
 import { DEFAULT_RETRY, backoffDelayMs, realSleep, type RetryPolicy } from './backoff.ts';
 import { selectCredentials } from '../store/select.ts';
-import { classifyRefreshError, isStale, refreshRefusal, resolveClientAuth, signInRequiredError, stillValid } from './refresh.ts';
+import { issuerMovedTo } from './migration.ts';
+import { classifyRefreshError, isStale, refreshRefusal, refreshUnavailableError, resolveClientAuth, signInRequiredError, stillValid } from './refresh.ts';
 import { DEFAULT_REFRESH_MARGIN_MS, type LifecycleEvent, type SignInRequest, type TokenManagerOptions } from './lifecycle-types.ts';
 
 export { isStale, resolveClientAuth } from './refresh.ts';
@@ -200,7 +201,9 @@ export class TokenManager {
       this.#logger.info('using the access token another process stored', { server: this.serverName });
       return this.accessToken();
     }
-    const newIssuer = await this.#movedFrom(current, challenge);
+    const newIssuer = await issuerMovedTo(current, challenge, this.#opts.authorizationServers, (err) =>
+      this.#logger.debug('could not read the resource metadata for the migration check', { server: this.serverName, error: String(err) }),
+    );
     if (newIssuer) {
       // MCP 2026-07-28 "Authorization Server Binding": the server now trusts another authorization
       // server. Its tokens (and this client's registration) belong to the old one and are never
@@ -273,37 +276,8 @@ export class TokenManager {
     return signInRequiredError(this.serverName, why, { cause, oauthError, challenge });
   }
 
-
-  /** The issuer the server names instead of the credential's, when it moved; else undefined. */
-  async #movedFrom(current: Credential, challenge?: BearerChallenge): Promise<string | undefined> {
-    if (!this.#opts.authorizationServers) return undefined;
-    let listed: string[] | undefined;
-    try {
-      listed = await this.#opts.authorizationServers(challenge);
-    } catch (err) {
-      this.#logger.debug('could not read the resource metadata for the migration check', { server: this.serverName, error: String(err) });
-      return undefined;
-    }
-    if (!listed?.length) return undefined;
-    const { sameIssuer } = await import('../oauth/discovery.ts');
-    return listed.some((issuer) => sameIssuer(issuer, current.key.issuer)) ? undefined : listed[0];
-  }
-
   #unavailable(error: McpOAuthError): McpOAuthError {
-    if (error.details?.store) {
-      // The credential store (Redis) is down, not the authorization server: say so.
-      return new McpOAuthError(error.code, `Could not refresh the access token for ${this.serverName}: ${error.message}. Your sign-in is kept; retry later.`, {
-        hint: error.hint,
-        details: error.details,
-        cause: error,
-      });
-    }
-    const unreachable = error.code === 'network_error';
-    return new McpOAuthError(
-      error.code,
-      `Could not refresh the access token for ${this.serverName}: the authorization server is ${unreachable ? 'unreachable' : 'unavailable'}. Your sign-in is kept; retry later.`,
-      { hint: 'retry later; check the network connection and the authorization server status', status: error.status, oauthError: error.oauthError, details: error.details, cause: error },
-    );
+    return refreshUnavailableError(this.serverName, error);
   }
 
   /** Interactive sign-in (single-flight) or signin_required when none is available. */
