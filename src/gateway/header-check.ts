@@ -9,12 +9,16 @@ import { decodeHeaderValue, isModernProtocolVersion, metaProtocolVersion, reques
 
 export const HEADER_MISMATCH = -32020;
 
+const CHECKED = ['mcp-protocol-version', 'mcp-method', 'mcp-name'] as const;
+
 /** The first header that contradicts the body, or undefined. Headers not sent are not checked. */
 export function headerMismatch(message: unknown, headers: Record<string, string | string[] | undefined>): string | undefined {
+  // The common case on the hot path: a client that sends none of them has nothing to check.
+  if (CHECKED.every((name) => headers[name] === undefined)) return undefined;
   const version = metaProtocolVersion(message);
   if (!isModernProtocolVersion(version)) return undefined;
   const expected = requestMetadataHeaders(message, version);
-  for (const name of ['mcp-protocol-version', 'mcp-method', 'mcp-name'] as const) {
+  for (const name of CHECKED) {
     const raw = headers[name];
     const sent = Array.isArray(raw) ? raw[0] : raw;
     if (sent === undefined) continue;

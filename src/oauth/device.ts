@@ -9,7 +9,7 @@ import * as z from 'zod';
 import { McpOAuthError } from '../errors.ts';
 import type { Clock, FetchLike, TokenSet } from '../types.ts';
 import type { AuthorizationServerMetadata } from './discovery.ts';
-import { errorFromResponse, isJsonContentType, postForm, readJson, readTokenResponse, type ClientAuth, type DpopForRequest } from './tokens.ts';
+import { errorFromResponse, isJsonContentType, postForm, readJson, requestTokens, type ClientAuth, type DpopForRequest } from './tokens.ts';
 
 /** RFC 8628 §3.4 grant type, also what a client registers in `grant_types` (RFC 8628 §4 / RFC 7591 §2). */
 export const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
@@ -168,23 +168,15 @@ export async function pollDeviceToken(opts: {
     if (clock() + wait >= authorization.expiresAt) throw expired('the code expired before the sign-in was completed');
     await opts.sleep(wait, opts.signal);
     try {
-      const res = await postForm({
-        endpoint: opts.tokenEndpoint,
-        what: 'token endpoint',
+      return await requestTokens({
+        tokenEndpoint: opts.tokenEndpoint,
         client: opts.client,
         fetch: opts.fetch,
         now: clock(),
         dpop: opts.dpop,
         params: { grant_type: DEVICE_CODE_GRANT, device_code: authorization.deviceCode, ...(opts.resource === undefined ? {} : { resource: opts.resource }) },
-      });
-      return await readTokenResponse({
-        res,
-        endpoint: opts.tokenEndpoint,
         action: 'device code token request',
-        secrets: [authorization.deviceCode, opts.client.clientSecret],
-        now: clock(),
-        dpop: !!opts.dpop,
-        clientMethod: opts.client.method,
+        secrets: [authorization.deviceCode],
       });
     } catch (e) {
       if (!(e instanceof McpOAuthError)) throw e;

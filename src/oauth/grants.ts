@@ -16,7 +16,7 @@ import {
   malformedFields,
   postForm,
   readTokenEndpointBody,
-  readTokenResponse,
+  requestTokens,
   tokenResponseInvalid,
   type ClientAuth,
   type DpopForRequest,
@@ -59,24 +59,16 @@ export async function requestClientCredentialsToken(opts: {
       { hint: 'set client_secret_env or private_key_file in [mcp_servers.NAME.oauth]' },
     );
   }
-  const res = await postForm({
-    endpoint: opts.tokenEndpoint,
-    what: 'token endpoint',
-    client,
-    fetch: opts.fetch,
-    now: opts.now,
-    dpop: opts.dpop,
-    params: { grant_type: CLIENT_CREDENTIALS_GRANT, ...optionalScope(opts.scopes), ...optionalResource(opts.resource) },
-  });
   try {
-    return await readTokenResponse({
-      res,
-      endpoint: opts.tokenEndpoint,
-      action: 'client credentials token request',
-      secrets: [client.clientSecret],
+    return await requestTokens({
+      tokenEndpoint: opts.tokenEndpoint,
+      client,
+      fetch: opts.fetch,
       now: opts.now,
-      dpop: !!opts.dpop,
-      clientMethod: client.method,
+      dpop: opts.dpop,
+      params: { grant_type: CLIENT_CREDENTIALS_GRANT, ...optionalScope(opts.scopes), ...optionalResource(opts.resource) },
+      action: 'client credentials token request',
+      secrets: [],
     });
   } catch (err) {
     // A pre-registered client (the extension: no dynamic registration): a refused client is a
@@ -193,24 +185,16 @@ export async function requestJwtBearerToken(opts: {
   // A JWT holds no whitespace; a file written with `echo` ends in a newline.
   const assertion = opts.assertion.trim();
   const claims = checkAssertion(assertion, opts.now, source);
-  const res = await postForm({
-    endpoint: opts.tokenEndpoint,
-    what: 'token endpoint',
-    client: opts.client,
-    fetch: opts.fetch,
-    now: opts.now,
-    dpop: opts.dpop,
-    params: { grant_type: JWT_BEARER_GRANT, assertion, ...optionalScope(opts.scopes), ...optionalResource(opts.resource) },
-  });
   try {
-    return await readTokenResponse({
-      res,
-      endpoint: opts.tokenEndpoint,
-      action: `JWT bearer grant with the assertion from ${source}`,
-      secrets: [assertion, opts.client?.clientSecret],
+    return await requestTokens({
+      tokenEndpoint: opts.tokenEndpoint,
+      client: opts.client,
+      fetch: opts.fetch,
       now: opts.now,
-      dpop: !!opts.dpop,
-      clientMethod: opts.client?.method,
+      dpop: opts.dpop,
+      params: { grant_type: JWT_BEARER_GRANT, assertion, ...optionalScope(opts.scopes), ...optionalResource(opts.resource) },
+      action: `JWT bearer grant with the assertion from ${source}`,
+      secrets: [assertion],
     });
   } catch (err) {
     // RFC 7523 §3.1: "invalid_grant" — the assertion's signature, issuer, audience, subject or

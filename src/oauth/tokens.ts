@@ -212,6 +212,42 @@ export async function readTokenResponse(opts: {
   return tokens;
 }
 
+/**
+ * One token request (RFC 6749 §3.2) and its answer (§5.1, §5.2), whatever the grant: the form POST
+ * with the client's authentication and DPoP proof, then the checked token response.
+ */
+export async function requestTokens(opts: {
+  tokenEndpoint: string;
+  client?: ClientAuth;
+  params: Record<string, string>;
+  fetch: FetchLike;
+  now: number;
+  dpop?: DpopForRequest;
+  /** For messages: what this request was ("refresh", "authorization code exchange", …). */
+  action: string;
+  /** Redacted from any error text (the grant's own secret and the client secret). */
+  secrets: Array<string | undefined>;
+}): Promise<TokenSet> {
+  const res = await postForm({
+    endpoint: opts.tokenEndpoint,
+    what: 'token endpoint',
+    client: opts.client,
+    fetch: opts.fetch,
+    now: opts.now,
+    dpop: opts.dpop,
+    params: opts.params,
+  });
+  return readTokenResponse({
+    res,
+    endpoint: opts.tokenEndpoint,
+    action: opts.action,
+    secrets: [...opts.secrets, opts.client?.clientSecret],
+    now: opts.now,
+    dpop: !!opts.dpop,
+    clientMethod: opts.client?.method,
+  });
+}
+
 /** RFC 6749 §4.1.3 access token request + RFC 7636 §4.5 code_verifier + RFC 8707 §2.2 resource. */
 export async function exchangeAuthorizationCode(opts: {
   tokenEndpoint: string;
@@ -226,9 +262,8 @@ export async function exchangeAuthorizationCode(opts: {
   /** RFC 9449 §5: bind the tokens to this key. */
   dpop?: DpopForRequest;
 }): Promise<TokenSet> {
-  const res = await postForm({
-    endpoint: opts.tokenEndpoint,
-    what: 'token endpoint',
+  return requestTokens({
+    tokenEndpoint: opts.tokenEndpoint,
     client: opts.client,
     fetch: opts.fetch,
     now: opts.now,
@@ -242,15 +277,8 @@ export async function exchangeAuthorizationCode(opts: {
       // MCP spec "Resource Parameter Implementation": MUST be in token requests too.
       ...(opts.resource === undefined ? {} : { resource: opts.resource }),
     },
-  });
-  return readTokenResponse({
-    res,
-    endpoint: opts.tokenEndpoint,
     action: 'authorization code exchange',
-    secrets: [opts.code, opts.codeVerifier, opts.client.clientSecret],
-    now: opts.now,
-    dpop: !!opts.dpop,
-    clientMethod: opts.client.method,
+    secrets: [opts.code, opts.codeVerifier],
   });
 }
 
@@ -269,9 +297,8 @@ export async function refreshAccessToken(opts: {
   /** RFC 9449 §5: a refresh token issued to a public client is bound to the key: same key, new proof. */
   dpop?: DpopForRequest;
 }): Promise<TokenSet> {
-  const res = await postForm({
-    endpoint: opts.tokenEndpoint,
-    what: 'token endpoint',
+  return requestTokens({
+    tokenEndpoint: opts.tokenEndpoint,
     client: opts.client,
     fetch: opts.fetch,
     now: opts.now,
@@ -281,15 +308,8 @@ export async function refreshAccessToken(opts: {
       refresh_token: opts.refreshToken,
       ...(opts.resource === undefined ? {} : { resource: opts.resource }),
     },
-  });
-  return readTokenResponse({
-    res,
-    endpoint: opts.tokenEndpoint,
     action: 'refresh',
-    secrets: [opts.refreshToken, opts.client.clientSecret],
-    now: opts.now,
-    dpop: !!opts.dpop,
-    clientMethod: opts.client.method,
+    secrets: [opts.refreshToken],
   });
 }
 

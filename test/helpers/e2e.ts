@@ -55,22 +55,30 @@ export function runCli(args: string[], opts: { env: NodeJS.ProcessEnv; input?: s
 
 /** Runs `node SCRIPT ARGS` to its end, with a deadline (the child is killed and the promise rejects). */
 export function runNodeScript(script: string, args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; input?: string; timeoutMs?: number; what?: string }): Promise<CliResult> {
+  return runProcess(process.execPath, [script, ...args], { ...opts, input: opts.input ?? '', what: opts.what ?? script });
+}
+
+/**
+ * Runs COMMAND ARGS to its end, with a deadline (the child is killed and the promise rejects).
+ * `input` is written to stdin and closed; without it, stdin is /dev/null.
+ */
+export function runProcess(command: string, args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; input?: string; timeoutMs?: number; what?: string }): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [script, ...args], { env: opts.env ?? process.env, cwd: opts.cwd, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(command, args, { env: opts.env ?? process.env, cwd: opts.cwd, stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
+    child.stdout!.on('data', (d) => (stdout += d));
+    child.stderr!.on('data', (d) => (stderr += d));
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`${opts.what ?? script} timed out\nstdout: ${stdout}\nstderr: ${stderr}`));
+      reject(new Error(`${opts.what ?? command} timed out\nstdout: ${stdout}\nstderr: ${stderr}`));
     }, opts.timeoutMs ?? 60_000);
     child.on('error', reject);
     child.on('close', (code) => {
       clearTimeout(timer);
       resolve({ code, stdout, stderr });
     });
-    child.stdin.end(opts.input ?? '');
+    if (opts.input !== undefined) child.stdin!.end(opts.input);
   });
 }
 
