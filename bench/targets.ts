@@ -167,6 +167,21 @@ function proxyConnection(target: TargetId, client: BenchClient & { close(): Prom
   };
 }
 
+/** A client in this process (the floor, the gateway's clients): no process of its own to end. */
+function inProcessConnection(target: TargetId, client: BenchClient, pid: number | undefined, end: () => Promise<void>): Connection {
+  return {
+    target,
+    client,
+    pid,
+    stderr: () => '',
+    async close() {
+      const started = performance.now();
+      await end();
+      return { exitMs: performance.now() - started, exitedOnStdinEnd: true };
+    },
+  };
+}
+
 /**
  * Connects (spawn + initialize + initialized; 2026-07-28: spawn + server/discover); the floor and
  * the gateway's client connect in this process. `route` picks a configured server (default: the first).
@@ -183,18 +198,10 @@ export async function connect(target: TargetId, setup: BenchSetup, route: BenchR
       await transport.close().catch(() => {});
       throw new Error(`${TARGET_LABELS[target]} did not initialize: ${(err as Error).message}\n${target === 'gateway' ? (setup.gateway?.stderr() ?? '') : ''}`);
     }
-    return {
-      target,
-      client,
-      pid,
-      stderr: () => '',
-      async close() {
-        const started = performance.now();
-        await transport.terminateSession().catch(() => {});
-        await client.close();
-        return { exitMs: performance.now() - started, exitedOnStdinEnd: true };
-      },
-    };
+    return inProcessConnection(target, client, pid, async () => {
+      await transport.terminateSession().catch(() => {});
+      await client.close();
+    });
   }
   const { args, env } = proxyCommand(target, setup, route);
   const transport = new StdioClientTransport({ command: process.execPath, args, env, stderr: 'pipe', cwd: repoRoot });
@@ -228,17 +235,7 @@ async function connectModern(target: TargetId, setup: BenchSetup, route: BenchRo
     const { url, bearer, pid } = httpEndpoint(target, setup, route);
     const transport = new ModernHttpTransport(new URL(url), { requestInit: { headers: { Authorization: `Bearer ${bearer}` } } });
     await withDeadline(client.connect(transport), TARGET_LABELS[target], () => client.close());
-    return {
-      target,
-      client,
-      pid,
-      stderr: () => '',
-      async close() {
-        const started = performance.now();
-        await client.close();
-        return { exitMs: performance.now() - started, exitedOnStdinEnd: true };
-      },
-    };
+    return inProcessConnection(target, client, pid, () => client.close());
   }
   const { args, env } = proxyCommand(target, setup, route);
   const transport = new ModernStdioTransport({ command: process.execPath, args, env, stderr: 'pipe', cwd: repoRoot });

@@ -20,19 +20,24 @@ export function received(res: Response): string {
   return `HTTP ${res.status} with content-type ${res.headers.get('content-type') ?? '(none)'}`;
 }
 
+/** What an error from a token-endpoint-like answer is about, for its message and redaction. */
+export interface TokenErrorContext {
+  res: Response;
+  endpoint: string;
+  /** "token endpoint", "device authorization endpoint", … */
+  what: string;
+  action: string;
+  /** Redacted from the server's error_description in case it echoes the request. */
+  secrets: Array<string | undefined>;
+  now?: number;
+  clientMethod?: TokenEndpointAuthMethod;
+}
+
 /**
  * Maps a non-2xx answer to an error. `action` finishes "The authorization server refused the …".
  * `secrets` are redacted from the server's error_description in case it echoes the request.
  */
-export async function errorFromResponse(opts: {
-  res: Response;
-  endpoint: string;
-  what: string;
-  action: string;
-  secrets: Array<string | undefined>;
-  now?: number;
-  clientMethod?: TokenEndpointAuthMethod;
-}): Promise<McpOAuthError> {
+export async function errorFromResponse(opts: TokenErrorContext): Promise<McpOAuthError> {
   // Lenient on the content type here: a JSON `error` mislabelled as text/plain still decides
   // between "sign in again" (invalid_grant) and "retry"; the body itself is never shown.
   const body = parseTokenBody(await readText(opts.res), opts.res.headers.get('content-type'));
@@ -40,16 +45,7 @@ export async function errorFromResponse(opts: {
 }
 
 /** Like errorFromResponse, for a body already read (also a 200 carrying an `error`: GitHub). */
-export function errorFromBody(opts: {
-  res: Response;
-  body: unknown;
-  endpoint: string;
-  what: string;
-  action: string;
-  secrets: Array<string | undefined>;
-  now?: number;
-  clientMethod?: TokenEndpointAuthMethod;
-}): McpOAuthError {
+export function errorFromBody(opts: TokenErrorContext & { body: unknown }): McpOAuthError {
   const { res, body } = opts;
   const parsed = ErrorResponseSchema.safeParse(body);
   const oauthError = parsed.success ? parsed.data.error : undefined;
